@@ -1,0 +1,24 @@
+# Two commands for a fresh machine (see README):
+#   make app    install what the app needs (once, into .venv), then start it
+#   make test   install, then run the whole test suite
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-requirements
+
+.PHONY: app test browser
+app: $(STAMP)
+	$(VENV)/bin/streamlit run app.py
+
+test: $(STAMP) browser
+	$(PY) -m pytest -q
+
+$(STAMP): requirements.txt
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet -r requirements.txt
+	cp requirements.txt $(STAMP)
+
+# Debian's Chromium for the end-to-end browser test (Playwright cannot download one here).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
+	  echo "chromium is not installed: the browser test will be skipped"

@@ -1,0 +1,107 @@
+"""Turning whatever a user uploads into a clean RGB image, or one clear sentence why not.
+
+Handled: JPEG, PNG, WebP, BMP, TIFF, GIF (first frame of an animation), EXIF rotation,
+CMYK, 16-bit and float greys, palette images, alpha (composited on white). Refused with
+a message: empty files, non-images, truncated files, decompression bombs, absurd sizes.
+Nothing here raises anything but `ImageError` for bad input.
+"""
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+MAX_PIXELS = 40_000_000        # Pillow refuses anything larger before decoding it
+MAX_BYTES = 20 * 1024 * 1024   # the same cap as .streamlit/config.toml's maxUploadSize
+MIN_SIDE = 8
+MAX_ASPECT = 20
+FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "TIFF", "GIF", "MPO")
+UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff", "gif"]
+
+
+class ImageError(ValueError):
+    """Bad input; str(e) is a sentence for the user."""
+
+
+@dataclass
+class LoadedImage:
+    name: str
+    image: Image.Image                  # RGB, EXIF-rotated
+    notes: list[str] = field(default_factory=list)  # what was done to it, for the user
+
+
+def load_image(raw: bytes, name: str = "image") -> LoadedImage:
+    if not raw:
+        raise ImageError(f"{name} is empty (0 bytes).")
+    if len(raw) > MAX_BYTES:
+        raise ImageError(f"{name} is {len(raw) / 2**20:.1f} MB; the limit is {MAX_BYTES // 2**20} MB.")
+    notes: list[str] = []
+    Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            im = Image.open(io.BytesIO(raw), formats=FORMATS)
+            w, h = im.size
+            if w * h > MAX_PIXELS:
+                raise Image.DecompressionBombError("too many pixels")
+            if min(w, h) < MIN_SIDE:
+                raise ImageError(f"{name} is {w}x{h} pixels; images need at least {MIN_SIDE} pixels a side.")
+            if max(w, h) / min(w, h) > MAX_ASPECT:
+                raise ImageError(f"{name} is {w}x{h} pixels, more than {MAX_ASPECT}:1; crop it to the object first.")
+            frames = getattr(im, "n_frames", 1)
+            if frames > 1:
+                im.seek(0)
+                notes.append(f"animated ({frames} frames): using the first frame")
+            im.load()
+            if _orientation(im) not in (None, 1):
+                notes.append("rotated upright from its EXIF orientation")
+            im = ImageOps.exif_transpose(im)
+    except ImageError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageError(f"{name} declares too many pixels (over {MAX_PIXELS // 1_000_000} megapixels); "
+                         "it was refused before decoding.") from None
+    except UnidentifiedImageError:
+        raise ImageError(f"{name} is not an image this app can read (JPEG, PNG, WebP, BMP, TIFF or GIF).") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as e:
+        raise ImageError(f"{name} could not be decoded; it may be truncated or damaged ({_short(e)}).") from None
+    return LoadedImage(name, _to_rgb(im, notes), notes)
+
+
+def _orientation(im: Image.Image):
+    try:
+        return im.getexif().get(0x0112)
+    except Exception:  # noqa: BLE001 -- a broken EXIF block just means no rotation
+        return None
+
+
+def _short(e: Exception) -> str:
+    s = str(e).strip() or type(e).__name__
+    return s if len(s) < 80 else s[:77] + "..."
+
+
+def _to_rgb(im: Image.Image, notes: list[str]) -> Image.Image:
+    mode = im.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        a = np.asarray(im, dtype=np.float64)
+        lo, hi = float(a.min()), float(a.max())
+        a = (a - lo) / (hi - lo) * 255 if hi > lo else np.zeros_like(a)
+        notes.append(f"{'16-bit' if mode.startswith('I;16') else mode + '-mode'} image scaled to 8 bits")
+        return Image.fromarray(a.astype(np.uint8), "L").convert("RGB")
+    if mode == "P":
+        im = im.convert("RGBA") if "transparency" in im.info else im.convert("RGB")
+        mode = im.mode
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = im.convert("RGBA")
+        if rgba.getextrema()[3][0] < 255:
+            notes.append("transparent areas composited on white")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    if mode == "CMYK":
+        notes.append("converted from CMYK")
+    elif mode not in ("RGB", "L"):
+        notes.append(f"converted from {mode}")
+    return im.convert("RGB")

@@ -1,0 +1,72 @@
+"""AlexNet.
+
+Krizhevsky, Sutskever, Hinton. "ImageNet Classification with Deep Convolutional Neural
+Networks." NeurIPS 2012.
+
+Key idea: a deep ConvNet trained on GPUs, with ReLUs, local response normalisation,
+overlapping pooling, dropout and data augmentation, beats hand-engineered features on
+ImageNet by a wide margin; the start of the deep-learning era in vision.
+
+This is the one-tower network (the paper split it over two GPUs, which only restricts
+conv2/4/5 connectivity; the one-tower form is what later work and the vision-hist
+tables count): 96 conv1 filters 11x11 stride 4, LRN after conv1 and conv2, 3x3 stride-2
+("overlapping") max-pooling, fc6/fc7 of 4096 units with dropout 0.5.
+
+LRN follows the paper's formula b = a / (k + alpha * sum a^2)^beta with n=5, k=2,
+alpha=1e-4, beta=0.75. PyTorch divides alpha by n, so it is passed as alpha * n.
+"""
+from __future__ import annotations
+
+from torch import nn
+
+from .registry import ArchSpec, Paper, Preset, Reported, register
+from .zoo import ZooNet, fc67, flat_size, init_kaiming
+
+
+def lrn() -> nn.LocalResponseNorm:
+    return nn.LocalResponseNorm(size=5, alpha=1e-4 * 5, beta=0.75, k=2.0)
+
+
+def alexnet(num_classes: int = 10, in_chans: int = 3, input_size: int = 227, fc_width: int = 4096,
+            dropout: float = 0.5) -> ZooNet:
+    conv = nn.Sequential(
+        nn.Conv2d(in_chans, 96, 11, stride=4), nn.ReLU(inplace=True), lrn(), nn.MaxPool2d(3, 2),
+        nn.Conv2d(96, 256, 5, padding=2), nn.ReLU(inplace=True), lrn(), nn.MaxPool2d(3, 2),
+        nn.Conv2d(256, 384, 3, padding=1), nn.ReLU(inplace=True),
+        nn.Conv2d(384, 384, 3, padding=1), nn.ReLU(inplace=True),
+        nn.Conv2d(384, 256, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2),
+    )
+    trunk = nn.Sequential()
+    trunk.add_module("features", conv)
+    trunk.add_module("fc67", fc67(flat_size(conv, input_size, in_chans), fc_width, dropout))
+    model = ZooNet(trunk, nn.Linear(fc_width, num_classes), stem="trunk.features.0")
+    init_kaiming(model)
+    return model
+
+
+register(ArchSpec(
+    name="alexnet", title="AlexNet", year=2012, family="alexnet", order=0, penultimate="fc7",
+    paper=Paper("ImageNet Classification with Deep Convolutional Neural Networks",
+                "A. Krizhevsky, I. Sutskever, G. E. Hinton", "NeurIPS 2012",
+                "https://papers.nips.cc/paper/4824-imagenet-classification-with-deep-convolutional-neural-networks"),
+    key_idea="A large ConvNet trained on two GPUs with ReLUs, dropout, overlapping pooling and "
+             "heavy augmentation cut ImageNet top-5 error from 26% to 15%: deep learning wins vision.",
+    changed="Scaled LeNet's convolution-and-pooling recipe up 1000x: ReLU instead of tanh, dropout "
+            "in the fully connected layers, GPUs, and ImageNet-sized data.",
+    reported=Reported(59.3, 81.8, "60M", "Table 2, one CNN, ILSVRC-2012 val (40.7% / 18.2% error)"),
+    builder=alexnet,
+    presets={
+        "paper": Preset(227, {"input_size": 227, "fc_width": 4096}, deviations=(
+            "One tower: conv2, conv4, conv5 see all channels of the layer below (the paper split "
+            "them across two GPUs).",
+            "Kaiming-normal initialisation instead of N(0, 0.01) with unit biases.",
+        )),
+        "explorer": Preset(128, {"input_size": 128, "fc_width": 1024}, deviations=(
+            "One tower: conv2, conv4, conv5 see all channels of the layer below (the paper split "
+            "them across two GPUs).",
+            "Kaiming-normal initialisation instead of N(0, 0.01) with unit biases.",
+            "128 px input instead of 227 px, so conv5 ends at 2x2 instead of 6x6.",
+            "fc6/fc7 have 1024 units instead of 4096, to keep the zoo small.",
+        )),
+    },
+))

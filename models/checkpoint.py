@@ -1,0 +1,180 @@
+"""The checkpoint format: safetensors weights plus a JSON card, and nothing unpickled.
+
+    checkpoints/<arch>/
+        card.json                    what the weights are and how they were made
+        weights.safetensors          (or weights-00001-of-0000N.safetensors when sharded)
+        metrics.csv                  per-epoch training curves (written by scripts/train.py)
+
+The card holds: arch, preset and full config, classes, input size, mean/std, metrics
+(val top-1/top-5, per-class accuracy, confusion matrix), training recipe, epochs, wall
+time, hardware, code commit, dataset fingerprint, and the sha256 of every weights file.
+
+`load` verifies, in order: the card parses, names this architecture and a known preset,
+its config equals the registry's preset, every weights file exists with the recorded
+sha256, and the tensors match the model's keys and shapes exactly (strict). Any failure
+raises `CheckpointError` with one sentence naming the file and the fix.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from .registry import create, get_spec
+
+FORMAT_VERSION = 1
+SHARD_BYTES = 15 * 1024 * 1024   # a device call returns files of at most 16 MiB
+CARD = "card.json"
+
+
+class CheckpointError(Exception):
+    """A checkpoint that cannot be used; str(e) is one sentence naming the file and the fix."""
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def jsonable(obj):
+    """Tuples to lists, recursively, so a config compares equal after a JSON round trip."""
+    if isinstance(obj, dict):
+        return {k: jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v) for v in obj]
+    return obj
+
+
+def _shards(state: dict[str, torch.Tensor], limit: int) -> list[dict[str, torch.Tensor]]:
+    shards, cur, size = [], {}, 0
+    for k, v in state.items():
+        n = v.numel() * v.element_size()
+        if cur and size + n > limit:
+            shards.append(cur)
+            cur, size = {}, 0
+        cur[k] = v
+        size += n
+    if cur or not shards:
+        shards.append(cur)
+    return shards
+
+
+def save(model, out_dir: str | Path, card: dict, dtype: torch.dtype = torch.float16,
+         shard_bytes: int = SHARD_BYTES) -> Path:
+    """Write `model`'s weights (floating tensors cast to `dtype`) and `card` into `out_dir`.
+
+    `card` should hold the training facts (recipe, metrics, ...); identity fields
+    (arch, preset, config, input size, weights hashes) are filled in here.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    spec = get_spec(model.arch)
+    preset = spec.preset(model.preset_name)
+    state = {k: (v.to(dtype) if v.is_floating_point() else v).detach().cpu().contiguous()
+             for k, v in model.state_dict().items()}
+    for old in out.glob("weights*.safetensors"):
+        old.unlink()
+    parts = _shards(state, shard_bytes)
+    files = []
+    for i, part in enumerate(parts, 1):
+        name = "weights.safetensors" if len(parts) == 1 else f"weights-{i:05d}-of-{len(parts):05d}.safetensors"
+        save_file(part, str(out / name), metadata={"arch": model.arch, "format": "vision-hist"})
+        files.append({"file": name, "sha256": sha256_file(out / name), "bytes": (out / name).stat().st_size})
+    full = {
+        **card,
+        "format_version": FORMAT_VERSION,
+        "arch": model.arch,
+        "title": spec.title,
+        "preset": model.preset_name,
+        "config": jsonable(preset.kwargs),
+        "num_classes": card.get("num_classes") or len(card.get("classes", [])) or 10,
+        "input_size": preset.input_size,
+        "in_chans": preset.in_chans,
+        "dtype": str(dtype).replace("torch.", ""),
+        "weights": files,
+    }
+    tmp = out / (CARD + ".tmp")
+    tmp.write_text(json.dumps(full, indent=1, sort_keys=False) + "\n")
+    os.replace(tmp, out / CARD)
+    return out
+
+
+def read_card(arch: str, checkpoints_dir: str | Path = "checkpoints") -> dict:
+    """The parsed, identity-checked card of `arch` (no weights read)."""
+    d = Path(checkpoints_dir) / arch
+    path = d / CARD
+    if not path.exists():
+        raise CheckpointError(f"No trained checkpoint for {arch}: {path} does not exist; train one with "
+                              f"`python scripts/train.py --arch {arch}` (see README).")
+    try:
+        card = json.loads(path.read_text())
+        if not isinstance(card, dict):
+            raise ValueError("not an object")
+    except (ValueError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{path} is not a valid JSON card ({e}); re-export the checkpoint with "
+                              f"scripts/train.py or restore it from git.") from None
+    if card.get("arch") != arch:
+        raise CheckpointError(f"{path} describes architecture {card.get('arch')!r}, not {arch!r}; put the "
+                              f"checkpoint in checkpoints/{card.get('arch')}/ or restore {arch}'s card.")
+    spec = get_spec(arch)
+    preset = card.get("preset")
+    if preset not in spec.presets:
+        raise CheckpointError(f"{path} names preset {preset!r}, which {arch} does not have; re-export it.")
+    want = jsonable(spec.presets[preset].kwargs)
+    if card.get("config") != want:
+        raise CheckpointError(f"{path} was made with config {card.get('config')} but the registry's {preset} "
+                              f"preset is {want}; retrain {arch} or restore the matching code.")
+    if not card.get("weights"):
+        raise CheckpointError(f"{path} lists no weights files; re-export the checkpoint.")
+    return card
+
+
+def load(arch: str, checkpoints_dir: str | Path = "checkpoints", device: str = "cpu"):
+    """(model in eval mode, card) for the trained `arch`, fully verified."""
+    card = read_card(arch, checkpoints_dir)
+    d = Path(checkpoints_dir) / arch
+    state: dict[str, torch.Tensor] = {}
+    for entry in card["weights"]:
+        f = d / str(entry.get("file", ""))
+        if not f.is_file() or f.parent.resolve() != d.resolve():
+            raise CheckpointError(f"{f} is missing; restore it (git checkout -- {f}) or re-export {arch}.")
+        if sha256_file(f) != entry.get("sha256"):
+            raise CheckpointError(f"{f} does not match the sha256 in its card: the file is corrupt or was "
+                                  f"modified; restore it (git checkout -- {f}) or re-export {arch}.")
+        try:
+            state.update(load_file(str(f)))
+        except (SafetensorError, OSError, ValueError) as e:
+            raise CheckpointError(f"{f} is not a readable safetensors file ({e}); re-export {arch}.") from None
+    model = create(arch, card["preset"], num_classes=int(card.get("num_classes", 10)))
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    extra = sorted(set(state) - set(own))
+    bad_shape = [k for k in own if k in state and own[k].shape != state[k].shape]
+    if missing or extra or bad_shape:
+        detail = (f"missing {missing[:3]}" if missing else f"unexpected {extra[:3]}" if extra
+                  else f"wrong shape for {bad_shape[:3]}")
+        raise CheckpointError(f"The weights in {d} do not fit {arch} ({detail}); re-export the checkpoint "
+                              f"with the current code.")
+    model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()}, strict=True)
+    return model.to(device).eval(), card
+
+
+def available(checkpoints_dir: str | Path = "checkpoints") -> dict[str, str | None]:
+    """arch -> None when its card reads cleanly, else the reason (cheap: no weights hashed)."""
+    from .registry import list_architectures
+    out = {}
+    for spec in list_architectures():
+        try:
+            read_card(spec.name, checkpoints_dir)
+            out[spec.name] = None
+        except CheckpointError as e:
+            out[spec.name] = str(e)
+    return out

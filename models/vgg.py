@@ -1,0 +1,65 @@
+"""VGG-16 (configuration D).
+
+Simonyan, Zisserman. "Very Deep Convolutional Networks for Large-Scale Image
+Recognition." ICLR 2015 (arXiv 2014).
+
+Key idea: depth through uniformity. Only 3x3 convolutions (two stacked 3x3 see a 5x5
+field, three see 7x7, with fewer parameters and more non-linearities), 2x2 max-pooling,
+widths doubling 64 -> 512, then AlexNet's fc6/fc7/fc8: 16 weight layers, 138M parameters.
+
+The conv layers are torchvision's `make_layers(cfgs["D"])`. The classifier is the
+paper's: fc6 reads the flattened last pooled maps directly (7x7 at 224 px), so no
+adaptive pooling stands in between.
+"""
+from __future__ import annotations
+
+from torch import nn
+from torchvision.models.vgg import cfgs, make_layers
+
+from .registry import ArchSpec, Paper, Preset, Reported, register
+from .zoo import ZooNet, fc67, flat_size, require_rgb
+
+
+def vgg16(num_classes: int = 10, in_chans: int = 3, input_size: int = 224, fc_width: int = 4096,
+          batch_norm: bool = False, dropout: float = 0.5) -> ZooNet:
+    features = make_layers(cfgs["D"], batch_norm=batch_norm)
+    require_rgb(in_chans)
+    trunk = nn.Sequential()
+    trunk.add_module("features", features)
+    trunk.add_module("fc67", fc67(flat_size(features, input_size, in_chans), fc_width, dropout))
+    model = ZooNet(trunk, nn.Linear(fc_width, num_classes), stem="trunk.features.0")
+    for m in model.modules():  # torchvision's VGG initialisation
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, 0, 0.01)
+            nn.init.zeros_(m.bias)
+    return model
+
+
+register(ArchSpec(
+    name="vgg16", title="VGG-16", year=2014, family="vgg", order=0, penultimate="fc7",
+    paper=Paper("Very Deep Convolutional Networks for Large-Scale Image Recognition",
+                "K. Simonyan, A. Zisserman", "ICLR 2015 (arXiv 1409.1556, 2014)",
+                "https://arxiv.org/abs/1409.1556"),
+    key_idea="Stacks of small 3x3 convolutions, 16 weight layers deep: depth, not clever filter "
+             "shapes, is what buys accuracy.",
+    changed="AlexNet's mix of 11x11, 5x5 and 3x3 filters becomes only 3x3, and depth doubles "
+            "from 8 to 16 weight layers.",
+    reported=Reported(74.4, 91.9, "138M",
+                      "Table 3, configuration D, train scale [256;512], test scale 384 "
+                      "(25.6% / 8.1% error, single scale)"),
+    builder=vgg16,
+    presets={
+        "paper": Preset(224, {"input_size": 224, "fc_width": 4096}, deviations=(
+            "Kaiming initialisation (torchvision's) instead of pre-training shallower configuration A.",
+        )),
+        "explorer": Preset(128, {"input_size": 128, "fc_width": 512, "batch_norm": True}, deviations=(
+            "Batch norm after every conv (VGG-16-BN): plain VGG-16 does not train from scratch in a "
+            "short schedule without the paper's staged initialisation.",
+            "128 px input instead of 224 px, so fc6 reads 4x4x512 maps instead of 7x7x512.",
+            "fc6/fc7 have 512 units instead of 4096, to keep the zoo small.",
+        )),
+    },
+))

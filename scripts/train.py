@@ -1,0 +1,466 @@
+"""Train any vision-hist architecture on Imagenette, then export a checkpoint.
+
+    python scripts/train.py --arch resnet18                      # the recipe's defaults
+    python scripts/train.py --arch vit --epochs 100 --lr 2e-3    # any field overridable
+    torchrun --nproc_per_node=8 scripts/train.py --arch resnet34 # DistributedDataParallel
+    python scripts/train.py --arch resnet18 --resume             # continue after a kill
+
+Reads top to bottom: config, data, model, optimiser, loop, export.
+
+GPU fast path: the decoded train split lives on the GPU as uint8; random-resized crop,
+flip and mixup/cutmix run there in a few batched ops; bf16 autocast, channels_last and
+optional torch.compile; no host sync inside an epoch except the progress bar's refresh
+every `log_every` steps. On a CPU the same code runs, slowly (tests, people without a GPU).
+
+Every epoch writes runs/<arch>-<preset>/state.pt atomically (model, optimiser, scheduler,
+EMA, RNG states, epoch, metrics) and metrics.csv beside it; `--resume` continues from
+there and, with the same seed, ends where an uninterrupted run ends. At the end the
+model (its EMA if enabled) is exported to checkpoints/<arch>/ and scripts/evaluate.py
+fills the card's metrics from the whole val split.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import math
+import os
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path[:0] = [str(REPO), str(HERE)]
+
+import torch  # noqa: E402
+import torch.distributed as dist  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+import models  # noqa: E402
+import models.cost  # noqa: E402
+from models import data  # noqa: E402
+
+
+# -----------------------------------------------------------------------------------------
+# config
+
+@dataclass
+class Config:
+    arch: str = "resnet18"
+    preset: str = "explorer"
+    data: str = ""                  # folder with train/ and val/ (default: $VH_DATA or ../shared/data)
+    out: str = "runs"               # state.pt and metrics.csv go to <out>/<arch>-<preset>/
+    export: str = "checkpoints"     # final checkpoint goes to <export>/<arch>/ ("" to skip)
+    # schedule
+    epochs: int = 60
+    batch_size: int = 256           # global: split across DDP ranks
+    optimizer: str = "sgd"          # sgd (Nesterov) | adamw
+    lr: float = 0.2
+    momentum: float = 0.9
+    weight_decay: float = 5e-4      # never applied to norms, biases, tokens and embeddings
+    warmup_epochs: float = 2.0      # linear warm-up, then cosine decay to zero
+    grad_clip: float = 0.0
+    # regularisation
+    label_smoothing: float = 0.1
+    mixup: float = 0.0              # Beta(alpha, alpha); 0 = off
+    cutmix: float = 0.0
+    crop_scale_min: float = 0.35    # random-resized crop area fraction range [min, 1]
+    ema: float = 0.0                # EMA decay per step; 0 = off (evaluated and exported when on)
+    # run
+    image_size: int = 0             # 0 = the preset's input size
+    limit_per_class: int = 0        # tiny runs: first n train images of each class
+    val_limit_per_class: int = 0
+    seed: int = 0
+    device: str = "auto"            # auto | cpu | cuda
+    amp: bool = True                # bf16 autocast on CUDA
+    channels_last: bool = True
+    compile: bool = False
+    deterministic: bool = False     # deterministic algorithms (CPU resume tests)
+    resume: bool = False
+    stop_after_epochs: int = 0      # end this invocation after n epochs (resume later)
+    time_budget_s: float = 0.0      # end this invocation after the epoch that crosses it
+    log_every: int = 25
+    progress: bool = True
+    evaluate: bool = True           # fill the exported card's metrics from the whole val split
+
+
+# Per-architecture recipe defaults; the command line overrides any field.
+_CNN_NOBN = dict(optimizer="adamw", lr=1e-3, weight_decay=0.05, warmup_epochs=3, epochs=80)
+_TRANSFORMER = dict(optimizer="adamw", lr=1e-3, weight_decay=0.05, warmup_epochs=5, epochs=150,
+                    mixup=0.8, cutmix=1.0, ema=0.999, crop_scale_min=0.25, grad_clip=1.0)
+RECIPES: dict[str, dict] = {
+    "lenet5": dict(optimizer="adamw", lr=2e-3, weight_decay=0.0, epochs=30, label_smoothing=0.0,
+                   crop_scale_min=0.5),
+    "alexnet": _CNN_NOBN,
+    "zfnet": _CNN_NOBN,
+    "nin": dict(_CNN_NOBN, lr=5e-4),
+    "vgg16": dict(epochs=80, lr=0.1),
+    "googlenet": dict(epochs=80),
+    "bn_convnet": dict(epochs=60),
+    "resnet18": dict(epochs=80),
+    "resnet34": dict(epochs=80),
+    "densenet121": dict(epochs=80),
+    "se_resnet18": dict(epochs=80),
+    "mobilenet_v2": dict(epochs=100, weight_decay=4e-5, lr=0.4),
+    "vit": _TRANSFORMER,
+    "mlp_mixer": _TRANSFORMER,
+}
+
+
+def parse_config(argv=None) -> Config:
+    fields = {f.name: f for f in dataclasses.fields(Config)}
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                argument_default=argparse.SUPPRESS)
+    for name, f in fields.items():
+        kind = type(f.default)
+        if kind is bool:
+            p.add_argument(f"--{name}", nargs="?", const=True, type=_bool)
+        else:
+            p.add_argument(f"--{name}", type=kind)
+    cli = vars(p.parse_args(argv))
+    arch = cli.get("arch", Config.arch)
+    if arch not in RECIPES:
+        p.error(f"unknown --arch {arch!r}; choose from {', '.join(RECIPES)}")
+    return Config(**{**RECIPES[arch], **cli})
+
+
+def _bool(s: str) -> bool:
+    if s.lower() in ("1", "true", "yes", "on"):
+        return True
+    if s.lower() in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {s!r}")
+
+
+# -----------------------------------------------------------------------------------------
+# helpers
+
+def setup_distributed(cfg: Config):
+    """(rank, world, device). torchrun sets WORLD_SIZE/RANK/LOCAL_RANK; otherwise one process."""
+    use_cuda = cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank, local = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
+    if world > 1:
+        dist.init_process_group("nccl" if use_cuda else "gloo")
+    device = torch.device(f"cuda:{local}" if use_cuda else "cpu")
+    if use_cuda:
+        torch.cuda.set_device(device)
+    return rank, world, device
+
+
+def param_groups(model, weight_decay: float):
+    """No weight decay on norms, biases, class/position tokens and other 1-D parameters."""
+    skip = set()
+    if hasattr(model.trunk, "no_weight_decay"):
+        skip = {f"trunk.{n}" for n in model.trunk.no_weight_decay()}
+    decay, no_decay = [], []
+    for n, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        (no_decay if p.ndim <= 1 or n in skip else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def lr_lambda(warmup_steps: int, total_steps: int):
+    def f(step):
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        t = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
+    return f
+
+
+def rng_state() -> dict:
+    """Every generator training draws from: torch's CPU generator and each CUDA device's."""
+    s = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        s["cuda"] = torch.cuda.get_rng_state_all()
+    return s
+
+
+def set_rng_state(s: dict) -> None:
+    torch.set_rng_state(s["torch"])
+    if "cuda" in s and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(s["cuda"])
+
+
+def atomic_save(obj, path: Path) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def write_metrics(rows: list[dict], path: Path) -> None:
+    if not rows:
+        return
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    os.replace(tmp, path)
+
+
+def hardware(device: torch.device, world: int) -> str:
+    if device.type == "cuda":
+        return f"{world}x {torch.cuda.get_device_name(device)}"
+    return f"{world}x CPU ({os.cpu_count()} cores, {platform.machine()})"
+
+
+def code_commit() -> str:
+    try:
+        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
+                             text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "models", "scripts"], cwd=REPO,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return (sha + ("-dirty" if dirty else "")) or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+@torch.no_grad()
+def evaluate_tensors(model, x_u8, y, size, in_chans, device, batch=500, amp=False):
+    """(correct top-1, correct top-5, count) over uint8 eval squares, centre-cropped to `size`."""
+    model.eval()
+    c1 = c5 = torch.zeros((), device=device, dtype=torch.long)
+    for i in range(0, len(x_u8), batch):
+        xb = data.normalize(data.center_crop(x_u8[i:i + batch].to(device, non_blocking=True), size), in_chans)
+        yb = y[i:i + batch].to(device, non_blocking=True)
+        with torch.autocast(device.type, torch.bfloat16, enabled=amp):
+            logits = model(xb)
+        top5 = logits.float().topk(min(5, logits.shape[-1]), -1).indices
+        c1 = c1 + (top5[:, 0] == yb).sum()
+        c5 = c5 + (top5 == yb[:, None]).any(-1).sum()
+    return c1, c5, torch.tensor(len(x_u8), device=device)
+
+
+# -----------------------------------------------------------------------------------------
+# main
+
+def main(cfg: Config) -> dict:
+    rank, world, device = setup_distributed(cfg)
+    master = rank == 0
+    torch.manual_seed(cfg.seed)
+    if cfg.deterministic:
+        torch.use_deterministic_algorithms(True)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = not cfg.deterministic
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    amp = cfg.amp and device.type == "cuda"
+
+    # --- data: decoded once, resident on the training device as uint8 -------------------
+    spec = models.get_spec(cfg.arch)
+    preset = spec.preset(cfg.preset)
+    size = cfg.image_size or preset.input_size
+    root = data.resolve_root(cfg.data) if cfg.data else data.default_root()
+    if root is None:
+        raise SystemExit("no Imagenette data found: pass --data DIR or set VH_DATA "
+                         "(scripts/download_data.py fetches it)")
+    train_x, train_y = data.load_split(root, "train", data.train_store_size(size),
+                                       limit_per_class=cfg.limit_per_class or None)
+    val_x, val_y = data.load_split(root, "val", data.eval_store_size(size),
+                                   limit_per_class=cfg.val_limit_per_class or None)
+    train_x, train_y = train_x.to(device), train_y.to(device)
+    n_val = len(val_x)
+    val_x, val_y = val_x[rank::world], val_y[rank::world]  # each rank scores a shard
+    if device.type == "cuda":
+        val_x, val_y = val_x.to(device), val_y.to(device)
+    n_train = len(train_x)
+    per_rank = cfg.batch_size // world
+    steps_per_epoch = max(1, n_train // cfg.batch_size)
+
+    # --- model, optimiser, schedule, EMA ------------------------------------------------
+    torch.manual_seed(cfg.seed)  # identical initial weights on every rank
+    model = models.create(cfg.arch, cfg.preset, num_classes=len(data.CLASSES)).to(device)
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    torch.manual_seed(cfg.seed + rank)  # but each rank draws its own augmentations
+    groups = param_groups(model, cfg.weight_decay)
+    if cfg.optimizer == "sgd":
+        opt = torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=True)
+    elif cfg.optimizer == "adamw":
+        opt = torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.999))
+    else:
+        raise SystemExit(f"unknown --optimizer {cfg.optimizer!r}: sgd or adamw")
+    total_steps = cfg.epochs * steps_per_epoch
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lr_lambda(int(cfg.warmup_epochs * steps_per_epoch), total_steps))
+    ema = None
+    if cfg.ema > 0:
+        ema = torch.optim.swa_utils.AveragedModel(
+            model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(cfg.ema), use_buffers=True)
+
+    run_dir = Path(cfg.out) / f"{cfg.arch}-{cfg.preset}"
+    state_path, metrics_path = run_dir / "state.pt", run_dir / "metrics.csv"
+    start_epoch, rows, wall_before = 0, [], 0.0
+    if cfg.resume and state_path.exists():
+        st = torch.load(state_path, map_location="cpu", weights_only=True)
+        model.load_state_dict(st["model"])
+        opt.load_state_dict(st["optimizer"])
+        sched.load_state_dict(st["scheduler"])
+        if ema is not None and st.get("ema") is not None:
+            ema.load_state_dict(st["ema"])
+        set_rng_state(st["rng"])
+        start_epoch, rows, wall_before = st["epoch"], st["rows"], st["wall_s"]
+        if master:
+            print(f"resumed {cfg.arch} from {state_path} after epoch {start_epoch}", flush=True)
+    elif cfg.resume and master:
+        print(f"--resume: no {state_path} yet, starting fresh", flush=True)
+
+    train_model = model
+    if world > 1:
+        train_model = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
+    step_fn = torch.compile(train_model) if cfg.compile else train_model
+    eval_model = ema.module if ema is not None else model
+
+    if master:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        print(f"{spec.title} ({cfg.preset}, {size}px): {models.cost.count_params(model):,} params, "
+              f"{n_train} train / {n_val} val images, {world}x {device.type}, "
+              f"{cfg.epochs} epochs x {steps_per_epoch} steps", flush=True)
+
+    # --- loop ------------------------------------------------------------------------
+    t_start = time.time()
+    epochs_this_run = 0
+    for epoch in range(start_epoch, cfg.epochs):
+        train_model.train()
+        t0 = time.time()
+        g = torch.Generator().manual_seed(cfg.seed * 1000 + epoch)  # same order on every rank
+        order = torch.randperm(n_train, generator=g)[: steps_per_epoch * cfg.batch_size]
+        order = order.view(steps_per_epoch, cfg.batch_size)[:, rank * per_rank:(rank + 1) * per_rank].to(device)
+        loss_sum = torch.zeros((), device=device)
+        correct = torch.zeros((), device=device)
+        bar = _progress(cfg, master, steps_per_epoch, epoch)
+        for step in range(steps_per_epoch):
+            idx = order[step]
+            xb = data.random_resized_crop(train_x[idx], size, scale=(cfg.crop_scale_min, 1.0))
+            xb = data.normalize(xb, preset.in_chans)
+            yb = train_y[idx]
+            xb, ya, yb2, lam = data.mix_batch(xb, yb, cfg.mixup, cfg.cutmix)
+            if cfg.channels_last:
+                xb = xb.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(device.type, torch.bfloat16, enabled=amp):
+                logits = step_fn(xb)
+            logits = logits.float()
+            loss = lam * F.cross_entropy(logits, ya, label_smoothing=cfg.label_smoothing)
+            if lam < 1.0:
+                loss = loss + (1 - lam) * F.cross_entropy(logits, yb2, label_smoothing=cfg.label_smoothing)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            opt.step()
+            sched.step()
+            if ema is not None:
+                ema.update_parameters(model)
+            loss_sum += loss.detach()
+            correct += (logits.detach().argmax(-1) == ya).float().mean()
+            if bar is not None and ((step + 1) % cfg.log_every == 0 or step + 1 == steps_per_epoch):
+                el = time.time() - t0
+                bar.update((step + 1) - bar.n)
+                bar.set_postfix(loss=f"{float(loss_sum) / (step + 1):.3f}",
+                                acc=f"{float(correct) / (step + 1):.3f}",
+                                img_s=f"{(step + 1) * cfg.batch_size / el:.0f}")
+        if bar is not None:
+            bar.close()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        train_time = time.time() - t0
+
+        c1, c5, n = evaluate_tensors(eval_model, val_x, val_y, size, preset.in_chans, device, amp=amp)
+        stats = torch.stack([loss_sum / steps_per_epoch, correct / steps_per_epoch, c1.float(), c5.float(),
+                             n.float()])
+        if world > 1:
+            dist.all_reduce(stats)
+            stats[:2] /= world
+        tl, ta, c1, c5, n = stats.tolist()
+        epochs_this_run += 1
+        row = {"epoch": epoch + 1, "train_loss": round(tl, 4), "train_acc": round(ta, 4),
+               "val_top1": round(100 * c1 / n, 2), "val_top5": round(100 * c5 / n, 2),
+               "lr": f"{sched.get_last_lr()[0]:.6g}", "img_s": round(n_train / train_time, 1),
+               "epoch_time_s": round(time.time() - t0, 2),
+               "wall_time_s": round(wall_before + time.time() - t_start, 1)}
+        rows.append(row)
+        if master:
+            print(" ".join(f"{k}={v}" for k, v in row.items()), flush=True)
+            atomic_save({"model": model.state_dict(), "optimizer": opt.state_dict(),
+                         "scheduler": sched.state_dict(), "ema": ema.state_dict() if ema is not None else None,
+                         "rng": rng_state(), "epoch": epoch + 1, "rows": rows,
+                         "wall_s": wall_before + time.time() - t_start, "config": dataclasses.asdict(cfg)},
+                        state_path)
+            write_metrics(rows, metrics_path)
+        out_of_time = cfg.time_budget_s and time.time() - t_start > cfg.time_budget_s
+        if (cfg.stop_after_epochs and epochs_this_run >= cfg.stop_after_epochs) or out_of_time:
+            if master and epoch + 1 < cfg.epochs:
+                print(f"stopping after epoch {epoch + 1} of {cfg.epochs}; continue with --resume", flush=True)
+            break
+
+    result = {"rows": rows, "finished": bool(rows) and rows[-1]["epoch"] == cfg.epochs}
+    if master and result["finished"] and cfg.export:
+        result["checkpoint"] = export(cfg, eval_model, rows, root, device, world)
+    if world > 1:
+        dist.barrier()
+        dist.destroy_process_group()
+    return result
+
+
+def _progress(cfg, master, total, epoch):
+    if not (cfg.progress and master):
+        return None
+    from tqdm import tqdm
+    return tqdm(total=total, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="step", leave=False,
+                dynamic_ncols=True, mininterval=1.0)
+
+
+def export(cfg: Config, model, rows, root, device, world) -> Path:
+    """Write checkpoints/<arch>/ (weights, card, metrics.csv); evaluate.py fills the metrics."""
+    import shutil
+
+    from evaluate import evaluate_checkpoint
+
+    out = Path(cfg.export) / cfg.arch
+    model = model.float().to(memory_format=torch.contiguous_format).cpu()
+    model.arch, model.preset_name = cfg.arch, cfg.preset
+    card = {
+        "classes": [{"wnid": w, "name": n} for w, n in data.CLASSES],
+        "num_classes": len(data.CLASSES),
+        "mean": list(data.MEAN), "std": list(data.STD),
+        "preprocess": data.describe_preprocess(model.input_size, model.in_chans),
+        "recipe": {k: v for k, v in dataclasses.asdict(cfg).items()
+                   if k not in ("data", "out", "export", "resume", "progress", "log_every")},
+        "epochs": rows[-1]["epoch"],
+        "wall_time_s": rows[-1]["wall_time_s"],
+        "train_img_s": max(r["img_s"] for r in rows),
+        "hardware": hardware(device, world),
+        "code_commit": code_commit(),
+        "dataset": {"name": "imagenette", "folder": Path(root).name, "fingerprint": data.fingerprint(root),
+                    "train_images": int(sum(1 for _ in data.list_split(root, "train")[0]))
+                    if not cfg.limit_per_class else cfg.limit_per_class * len(data.CLASSES)},
+        "command": "python scripts/train.py " + " ".join(
+            f"--{k} {v}" for k, v in _cli_diff(cfg).items()),
+        "trained_at": time.strftime("%Y-%m-%d"),
+    }
+    models.save(model, out, card)
+    shutil.copyfile(Path(cfg.out) / f"{cfg.arch}-{cfg.preset}" / "metrics.csv", out / "metrics.csv")
+    if cfg.evaluate:
+        evaluate_checkpoint(cfg.arch, cfg.export, root, device=str(device),
+                            limit_per_class=cfg.val_limit_per_class or None)
+    print(f"exported {out}", flush=True)
+    return out
+
+
+def _cli_diff(cfg: Config) -> dict:
+    """The fields that differ from Config's defaults: the shortest command reproducing the run."""
+    base = Config(**RECIPES[cfg.arch], arch=cfg.arch)
+    skip = {"resume", "progress", "log_every", "stop_after_epochs", "time_budget_s", "data", "out", "export"}
+    return {"arch": cfg.arch, **{k: v for k, v in dataclasses.asdict(cfg).items()
+                                 if k not in skip and k != "arch" and getattr(base, k) != v}}
+
+
+if __name__ == "__main__":
+    main(parse_config())
