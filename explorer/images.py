@@ -40,10 +40,11 @@ def load_image(raw: bytes, name: str = "image") -> LoadedImage:
         raise ImageError(f"{name} is {len(raw) / 2**20:.1f} MB; the limit is {MAX_BYTES // 2**20} MB.")
     notes: list[str] = []
     Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+    Image.init()  # registers every plugin, so the format whitelist below can name them
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            im = Image.open(io.BytesIO(raw), formats=FORMATS)
+            im = Image.open(io.BytesIO(raw), formats=[f for f in FORMATS if f in Image.OPEN])
             w, h = im.size
             if w * h > MAX_PIXELS:
                 raise Image.DecompressionBombError("too many pixels")
@@ -68,7 +69,13 @@ def load_image(raw: bytes, name: str = "image") -> LoadedImage:
         raise ImageError(f"{name} is not an image this app can read (JPEG, PNG, WebP, BMP, TIFF or GIF).") from None
     except (OSError, SyntaxError, ValueError, EOFError) as e:
         raise ImageError(f"{name} could not be decoded; it may be truncated or damaged ({_short(e)}).") from None
-    return LoadedImage(name, _to_rgb(im, notes), notes)
+    except Exception as e:  # noqa: BLE001 -- a decoder bug must still not reach the page as a traceback
+        raise ImageError(f"{name} could not be read as an image ({type(e).__name__}).") from None
+    try:
+        return LoadedImage(name, _to_rgb(im, notes), notes)
+    except Exception as e:  # noqa: BLE001
+        raise ImageError(f"{name} has a pixel format this app cannot convert ({im.mode}, "
+                         f"{type(e).__name__}).") from None
 
 
 def _orientation(im: Image.Image):

@@ -54,6 +54,8 @@ def scores(probs: torch.Tensor, y: torch.Tensor) -> dict:
         "per_class_top1": {data.NAMES[i]: round(100 * a, 2) for i, a in enumerate(per_class)},
         "confusion": conf.tolist(),
         "val_images": int(len(y)),
+        # top-1 class of every val image in sorted path order: the app finds disagreements from it
+        "val_pred": pred.tolist(),
     }
 
 

@@ -50,3 +50,5 @@ def tiny_data(tmp_path_factory) -> Path:
 @pytest.fixture(autouse=True, scope="session")
 def _isolated_cache(tmp_path_factory):
     os.environ["VH_CACHE"] = str(tmp_path_factory.mktemp("vh-cache"))
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests' own helpers (odd_images)

@@ -1,0 +1,83 @@
+"""Model comparison: measured latency, accuracy-vs-cost rows, per-class and confusion tables,
+and the val images two models disagree on."""
+from __future__ import annotations
+
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from models import data
+from models.cost import arch_cost
+
+
+def latency_ms(model, repeats: int = 7, warmup: int = 2) -> float:
+    """Median wall time of one batch-of-one forward pass on this machine's CPU."""
+    x = torch.zeros(1, model.in_chans, model.input_size, model.input_size)
+    times = []
+    with torch.inference_mode():
+        for i in range(warmup + repeats):
+            t0 = time.perf_counter()
+            model(x)
+            if i >= warmup:
+                times.append((time.perf_counter() - t0) * 1000)
+    return round(statistics.median(times), 2)
+
+
+def scatter_rows(loaded: dict, latencies: dict[str, float]) -> list[dict]:
+    rows = []
+    for arch, (model, card) in loaded.items():
+        m = card.get("metrics", {})
+        if "val_top1" not in m:
+            continue
+        cost = arch_cost(arch)
+        rows.append({"model": card.get("title", arch), "arch": arch, "year": card.get("year"),
+                     "params_M": cost["params"] / 1e6, "gmacs": cost["gmacs"],
+                     "latency_ms": latencies.get(arch), "top1": m["val_top1"], "top5": m["val_top5"],
+                     "epochs": card.get("epochs"), "hardware": card.get("hardware")})
+    return rows
+
+
+def per_class_rows(cards: dict[str, dict]) -> list[dict]:
+    return [{"model": card.get("title", arch), "class": cls, "accuracy": acc}
+            for arch, card in cards.items()
+            for cls, acc in card.get("metrics", {}).get("per_class_top1", {}).items()]
+
+
+def confusion_rows(card: dict) -> list[dict]:
+    conf = card.get("metrics", {}).get("confusion") or []
+    return [{"true": data.NAMES[i], "predicted": data.NAMES[j], "count": n,
+             "share": n / max(1, sum(row))}
+            for i, row in enumerate(conf) for j, n in enumerate(row)]
+
+
+def disagreements(card_a: dict, card_b: dict, root: Path | None, limit: int = 24) -> dict:
+    """Val images where the two models' top-1 answers differ.
+
+    Uses the predictions stored in the cards by scripts/evaluate.py; image paths need the
+    dataset, and only when it is the one the cards were evaluated on (same fingerprint).
+    """
+    pa = card_a.get("metrics", {}).get("val_pred")
+    pb = card_b.get("metrics", {}).get("val_pred")
+    if not pa or not pb or len(pa) != len(pb):
+        return {"reason": "one of the cards has no per-image val predictions (re-run scripts/evaluate.py)."}
+    fa = card_a["metrics"].get("eval_data_fingerprint")
+    fb = card_b["metrics"].get("eval_data_fingerprint")
+    if fa != fb:
+        return {"reason": "the two models were evaluated on different copies of the val split."}
+    diff = [i for i, (a, b) in enumerate(zip(pa, pb)) if a != b]
+    out = {"count": len(diff), "total": len(pa), "both_right": 0, "a_right": 0, "b_right": 0, "items": []}
+    paths = labels = None
+    if root is not None and data.fingerprint(root) == fa:
+        paths, labels = data.list_split(root, "val")
+    if labels is None:
+        out["reason"] = "the dataset is not on this machine, so the images cannot be shown."
+        return out
+    for i in diff:
+        out["a_right"] += pa[i] == labels[i]
+        out["b_right"] += pb[i] == labels[i]
+    out["both_right"] = sum(1 for a, b, y in zip(pa, pb, labels) if a == b == y)
+    out["items"] = [{"path": str(paths[i]), "true": data.NAMES[labels[i]], "a": data.NAMES[pa[i]],
+                     "b": data.NAMES[pb[i]]} for i in diff[:limit]]
+    return out
