@@ -222,6 +222,41 @@ def code_commit() -> str:
         return "unknown"
 
 
+def make_batch(train_x, train_y, idx, size: int, in_chans: int, cfg: Config):
+    """One augmented batch, entirely on the data's device: crop + flip, normalise, mix."""
+    xb = data.random_resized_crop(train_x[idx], size, scale=(cfg.crop_scale_min, 1.0))
+    xb = data.normalize(xb, in_chans)
+    xb, ya, yb2, lam = data.mix_batch(xb, train_y[idx], cfg.mixup, cfg.cutmix)
+    if cfg.channels_last:
+        xb = xb.contiguous(memory_format=torch.channels_last)
+    return xb, ya, yb2, lam
+
+
+def train_step(step_fn, model, opt, xb, ya, yb2, lam, cfg: Config, amp: bool):
+    """Forward (bf16 autocast on CUDA), mixed-label loss, backward, clip, optimiser step."""
+    with torch.autocast(xb.device.type, torch.bfloat16, enabled=amp):
+        logits = step_fn(xb)
+    logits = logits.float()
+    loss = lam * F.cross_entropy(logits, ya, label_smoothing=cfg.label_smoothing)
+    if lam < 1.0:
+        loss = loss + (1 - lam) * F.cross_entropy(logits, yb2, label_smoothing=cfg.label_smoothing)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if cfg.grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+    opt.step()
+    return loss, logits
+
+
+def build_optimizer(model, cfg: Config):
+    groups = param_groups(model, cfg.weight_decay)
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=True)
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.999))
+    raise SystemExit(f"unknown --optimizer {cfg.optimizer!r}: sgd or adamw")
+
+
 @torch.no_grad()
 def evaluate_tensors(model, x_u8, y, size, in_chans, device, batch=500, amp=False):
     """(correct top-1, correct top-5, count) over uint8 eval squares, centre-cropped to `size`."""
@@ -279,13 +314,7 @@ def main(cfg: Config) -> dict:
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     torch.manual_seed(cfg.seed + rank)  # but each rank draws its own augmentations
-    groups = param_groups(model, cfg.weight_decay)
-    if cfg.optimizer == "sgd":
-        opt = torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=True)
-    elif cfg.optimizer == "adamw":
-        opt = torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.999))
-    else:
-        raise SystemExit(f"unknown --optimizer {cfg.optimizer!r}: sgd or adamw")
+    opt = build_optimizer(model, cfg)
     total_steps = cfg.epochs * steps_per_epoch
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lr_lambda(int(cfg.warmup_epochs * steps_per_epoch), total_steps))
@@ -337,24 +366,8 @@ def main(cfg: Config) -> dict:
         correct = torch.zeros((), device=device)
         bar = _progress(cfg, master, steps_per_epoch, epoch)
         for step in range(steps_per_epoch):
-            idx = order[step]
-            xb = data.random_resized_crop(train_x[idx], size, scale=(cfg.crop_scale_min, 1.0))
-            xb = data.normalize(xb, preset.in_chans)
-            yb = train_y[idx]
-            xb, ya, yb2, lam = data.mix_batch(xb, yb, cfg.mixup, cfg.cutmix)
-            if cfg.channels_last:
-                xb = xb.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(device.type, torch.bfloat16, enabled=amp):
-                logits = step_fn(xb)
-            logits = logits.float()
-            loss = lam * F.cross_entropy(logits, ya, label_smoothing=cfg.label_smoothing)
-            if lam < 1.0:
-                loss = loss + (1 - lam) * F.cross_entropy(logits, yb2, label_smoothing=cfg.label_smoothing)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            opt.step()
+            xb, ya, yb2, lam = make_batch(train_x, train_y, order[step], size, preset.in_chans, cfg)
+            loss, logits = train_step(step_fn, model, opt, xb, ya, yb2, lam, cfg, amp)
             sched.step()
             if ema is not None:
                 ema.update_parameters(model)

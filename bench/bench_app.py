@@ -1,0 +1,146 @@
+"""App speed on this machine: the three figures of the explorer's speed targets.
+
+    python bench/bench_app.py                 # shipped checkpoints (checkpoints/)
+    python bench/bench_app.py --full-zoo      # also every architecture, random weights
+
+1. warm top-5: one upload classified by every model (preprocessing + forward passes),
+   median of --repeats runs, in the server's own code path (`explorer.classify`);
+2. first prediction after server start: `streamlit run app.py` is started, Chromium opens
+   the Classify page, uploads a sample and waits for the agreement line; wall time from
+   launching the server to seeing the answer (needs /usr/bin/chromium);
+3. resident memory of that server after it has loaded every model (psutil RSS).
+
+Latency does not depend on the weights' values, so `--full-zoo` times all 14 architectures
+with random weights, to show where the whole zoo will stand once it is trained.
+Results go to bench/results/app.json (and are printed).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+import torch  # noqa: E402
+from PIL import Image  # noqa: E402
+
+import models  # noqa: E402
+from explorer import zoo  # noqa: E402
+from explorer.classify import classify  # noqa: E402
+
+TARGETS = {"warm_top5_ms": 300, "first_prediction_s": 10, "rss_mb": 1536}
+SAMPLE = REPO / "samples" / "golf_ball-1.jpg"
+
+
+def warm_latency(checkpoints: Path, repeats: int) -> dict:
+    loaded, _ = zoo.load_all(checkpoints)
+    img = Image.open(SAMPLE).convert("RGB")
+    classify(loaded, img)  # warm-up
+    times, per_model = [], {a: [] for a in loaded}
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        results, _ = classify(loaded, img)
+        times.append((time.perf_counter() - t0) * 1000)
+        for r in results:
+            per_model[r.arch].append(r.latency_ms)
+    return {"models": list(loaded), "warm_top5_ms": round(statistics.median(times), 1),
+            "per_model_ms": {a: round(statistics.median(v), 2) for a, v in per_model.items()}}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def server_figures(checkpoints: Path) -> dict:
+    """Start the real server, get the first prediction through Chromium, read its RSS."""
+    import psutil
+    from playwright.sync_api import sync_playwright
+    chromium = shutil.which("chromium") or "/usr/bin/chromium"
+    if not Path(chromium).exists():
+        return {"first_prediction_s": None, "rss_mb": None, "note": "no chromium: apt-get install -y chromium"}
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(REPO / "app.py"), "--server.port",
+                             str(port), "--server.address", "127.0.0.1"], cwd=REPO,
+                            env={**os.environ, "VH_CHECKPOINTS": str(checkpoints)},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium, args=[
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+            page = browser.new_page()
+            page.set_default_timeout(120_000)
+            while True:
+                try:
+                    urllib.request.urlopen(f"{url}/_stcore/health", timeout=1)
+                    break
+                except OSError:
+                    time.sleep(0.05)
+            page.goto(f"{url}/Classify")
+            page.locator("input[type=file]").first.set_input_files(str(SAMPLE))
+            page.get_by_text("Agreement").wait_for()
+            first = time.perf_counter() - t0
+            browser.close()
+        rss = psutil.Process(proc.pid).memory_info().rss / 2**20
+    finally:
+        proc.terminate()
+        proc.wait(20)
+    return {"first_prediction_s": round(first, 2), "rss_mb": round(rss, 1)}
+
+
+def random_zoo(dest: Path) -> Path:
+    for s in models.list_architectures():
+        m = models.create(s.name)
+        models.save(m, dest / s.name, {"num_classes": 10, "title": s.title})
+    return dest
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--checkpoints", type=Path, default=REPO / "checkpoints")
+    ap.add_argument("--full-zoo", action="store_true")
+    ap.add_argument("--repeats", type=int, default=20)
+    ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "app.json")
+    args = ap.parse_args()
+    machine = {"cpu_cores": os.cpu_count(), "machine": platform.machine(), "torch": torch.__version__,
+               "threads": torch.get_num_threads()}
+    runs = {"shipped": args.checkpoints}
+    tmp = None
+    if args.full_zoo:
+        tmp = tempfile.TemporaryDirectory()
+        runs["full_zoo_random_weights"] = random_zoo(Path(tmp.name))
+    results = {"targets": TARGETS, "machine": machine, "date": time.strftime("%Y-%m-%d")}
+    for label, ck in runs.items():
+        r = {**warm_latency(ck, args.repeats), **server_figures(ck)}
+        r["meets"] = {k: (r.get(k) is not None and r[k] <= v) for k, v in TARGETS.items()}
+        results[label] = r
+        print(f"{label}: {len(r['models'])} models | warm top-5 {r['warm_top5_ms']} ms "
+              f"(target {TARGETS['warm_top5_ms']}) | first prediction {r['first_prediction_s']} s "
+              f"(target {TARGETS['first_prediction_s']}) | RSS {r['rss_mb']} MB (target {TARGETS['rss_mb']})",
+              flush=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=1) + "\n")
+    print(f"wrote {args.out}")
+    if tmp:
+        tmp.cleanup()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
