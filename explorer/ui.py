@@ -44,13 +44,15 @@ def missing_note(missing: dict[str, str]) -> None:
                 f"`python scripts/train.py --arch NAME` (see the README).", icon="ℹ️")
 
 
-def pick_models(loaded: dict, key: str, label: str = "Models", default_all: bool = True,
+def pick_models(loaded: dict, key: str, label: str = "Models", default_count: int | None = None,
                 max_selections: int | None = None) -> list[str]:
+    """A multiselect of loaded models; default: the ?arch= deep link, else the first
+    `default_count` (all when None)."""
     options = list(loaded)
     if not options:
         return []
     preset = st.query_params.get("arch")
-    default = [preset] if preset in options else (options if default_all else options[:1])
+    default = [preset] if preset in options else options[:default_count]
     if max_selections:
         default = default[:max_selections]
     return st.multiselect(label, options, default=default, key=key, max_selections=max_selections,

@@ -28,6 +28,10 @@ def app_checkpoints(tiny_data, tmp_path_factory):
                                   "classes": [{"wnid": w, "name": n} for w, n in models.data.CLASSES]})
         (d / arch / "metrics.csv").write_text("epoch,train_loss,val_top1\n1,2.3,10.0\n2,2.1,20.0\n")
         evaluate_checkpoint(arch, d, tiny_data)
+    import build_index
+    import se_profiles
+    build_index.build(d, tiny_data, per_class=3, k=3)
+    se_profiles.build(d, tiny_data)
     os.environ["VH_CHECKPOINTS"] = str(d)
     os.environ["VH_DATA"] = str(tiny_data)
     import explorer.zoo
@@ -41,6 +45,10 @@ def run_page(path: str, **query):
     for k, v in query.items():
         at.query_params[k] = v
     return at.run()
+
+
+def image_captions(at) -> list[str]:
+    return [c for im in at.get("image") for c in im.captions]
 
 
 def assert_clean(at):
@@ -93,3 +101,56 @@ def test_compare(app_checkpoints):
     assert any("val images get different top-1 answers" in m.value for m in at.markdown)
     at.selectbox[0].set_value("train_loss").run()
     assert_clean(at)
+
+
+def test_filters_every_model_and_activations(app_checkpoints):
+    at = run_page("pages/3_Filters.py")
+    assert_clean(at)
+    assert any("AlexNet: 96 kernels of 11x11x3" in h.value for h in at.subheader)
+    at.toggle[0].set_value(True).run()
+    assert_clean(at)
+    for sort in ("colour", "frequency"):
+        at.selectbox[1].set_value(sort).run()
+        assert_clean(at)
+    assert any("maps (" in c for c in image_captions(at))  # the default sample's activation maps
+
+
+def test_retrieval_shows_both_precisions_and_neighbours(app_checkpoints):
+    at = run_page("pages/4_Retrieval.py")
+    assert_clean(at)
+    table = at.dataframe[0].value
+    assert len(table) == len(APP_ARCHS) and {"features, Euclidean (%)", "raw pixels (%)"} <= set(table.columns)
+    assert any("search of 30 images" in c.value for c in at.caption)
+    at.radio[0].set_value("cosine").run()
+    assert_clean(at)
+
+
+def test_se_page_applies_only_to_se_models(app_checkpoints):
+    at = run_page("pages/5_SE_Excitation.py")
+    assert_clean(at)
+    assert any("no SE blocks: LeNet-5, AlexNet, Vision Transformer" in c.value for c in at.caption)
+    assert at.selectbox[0].value == "se_resnet18"
+    at.multiselect[0].set_value(["golf_ball-1.jpg", "church-1.jpg"]).run()
+    assert_clean(at)
+    assert any("8 blocks" in c.value for c in at.caption)
+    assert any("Mean gate of each channel" in c.value for c in at.caption)
+
+
+def test_attention_page_applies_only_to_vit(app_checkpoints):
+    at = run_page("pages/6_ViT_Attention.py")
+    assert_clean(at)
+    assert any("no self-attention: LeNet-5, AlexNet, SE-ResNet-18" in c.value for c in at.caption)
+    assert {"input", "attention rollout"} <= set(image_captions(at))
+    assert any(c.startswith("gradient rollout for") for c in image_captions(at))
+    assert sum(c.startswith("head ") for c in image_captions(at)) == 3
+    at.slider[0].set_value(1).run()
+    assert_clean(at)
+
+
+def test_attribution_page_two_models(app_checkpoints):
+    at = run_page("pages/7_Attributions.py")
+    assert_clean(at)
+    assert at.multiselect[0].value == ["lenet5", "alexnet"]
+    at.multiselect[1].set_value(["integrated_gradients", "occlusion", "smoothgrad", "gradcam"]).run()
+    assert_clean(at)
+    assert sum("**" in m.value for m in at.markdown) >= 4

@@ -1,0 +1,87 @@
+"""ViT attention: per layer and head, rollout, and gradient-weighted rollout.
+
+* Capture: Captum's `LayerActivation` on every block's attention probabilities (the output
+  of `attn.attn_drop`), with timm's fused attention switched off for the call
+  (`models.probes.unfused_attention`), so the softmax exists as a tensor.
+* Rollout (Abnar & Zuidema 2020, "Quantifying Attention Flow in Transformers"): average
+  the heads, add the residual connection (0.5 A + 0.5 I), renormalise rows, multiply the
+  layers' matrices. Row i says how much each input token flows into token i at the top.
+* Gradient-weighted rollout: as above, but each layer's heads are weighted by the gradient
+  of the target logit with respect to their attention, keeping positive parts
+  (grad x attention, averaged over heads; in the spirit of Chefer et al. 2021).
+"""
+from __future__ import annotations
+
+import torch
+from captum.attr import LayerActivation
+
+from models.probes import ProbeUnavailable, attention_modules, patch_grid, prefix_tokens, unfused_attention
+
+
+def capture_attention(model, x: torch.Tensor) -> torch.Tensor:
+    """(B, L, heads, N, N) attention probabilities, captured with Captum."""
+    if not attention_modules(model):
+        raise ProbeUnavailable(f"{model.arch or 'this model'} has no self-attention layers.")
+    with unfused_attention(model) as layers, torch.no_grad():
+        acts = LayerActivation(model, layers).attribute(x)
+    return torch.stack([a.detach() for a in acts], dim=1)
+
+
+def cls_maps(att: torch.Tensor, model) -> torch.Tensor:
+    """The [CLS] token's attention to each patch: (B, L, heads, gh, gw)."""
+    p = prefix_tokens(model)
+    if p == 0:
+        raise ProbeUnavailable("this model has no [CLS] token.")
+    gh, gw = patch_grid(model)
+    return att[..., 0, p:].reshape(*att.shape[:3], gh, gw)
+
+
+def rollout(att: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """(B, L, heads, N, N) -> (B, N, N) rolled-out attention; every row sums to 1.
+
+    `weights` (same shape, e.g. gradients) switches to gradient-weighted rollout.
+    """
+    a = att if weights is None else (att * weights).clamp(min=0)
+    a = a.mean(2)
+    n = a.shape[-1]
+    eye = torch.eye(n, device=a.device, dtype=a.dtype)
+    result = eye.expand(a.shape[0], n, n).clone()
+    for layer in range(a.shape[1]):
+        m = a[:, layer] + eye  # residual connection: 0.5 A + 0.5 I after normalising
+        m = m / m.sum(-1, keepdim=True)
+        result = m @ result
+    return result
+
+
+def attention_and_gradients(model, x: torch.Tensor, target: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Attention probabilities and their gradients w.r.t. logit[target], both (B, L, heads, N, N)."""
+    with unfused_attention(model) as layers:
+        kept = []
+
+        def keep(_m, _i, out):
+            out.retain_grad()
+            kept.append(out)
+
+        handles = [m.register_forward_hook(keep) for m in layers]
+        try:
+            with torch.enable_grad():
+                x = x.detach().requires_grad_(True)
+                logits = model(x)
+                logits[:, target].sum().backward()
+        finally:
+            for h in handles:
+                h.remove()
+    model.zero_grad(set_to_none=True)
+    return torch.stack([k.detach() for k in kept], 1), torch.stack([k.grad.detach() for k in kept], 1)
+
+
+def rollout_maps(model, x: torch.Tensor, target: int) -> dict[str, torch.Tensor]:
+    """{'rollout', 'grad_rollout'}: the [CLS] row over patches, each (B, gh, gw), max-normalised."""
+    att, grads = attention_and_gradients(model, x, target)
+    p = prefix_tokens(model)
+    gh, gw = patch_grid(model)
+    out = {}
+    for name, r in (("rollout", rollout(att)), ("grad_rollout", rollout(att, grads))):
+        m = r[:, 0, p:].reshape(-1, gh, gw)
+        out[name] = m / m.flatten(1).max(1).values.clamp(min=1e-12)[:, None, None]
+    return out

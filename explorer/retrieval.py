@@ -1,0 +1,129 @@
+"""fc7 / penultimate-feature retrieval, as in the AlexNet paper's Figure 4, beside raw pixels.
+
+An index holds, for one checkpoint, the penultimate features (fp16) of a fixed gallery of
+train images (`scripts/build_index.py`); the gallery itself (thumbnails, labels, paths) is
+shared by all models. Raw-pixel retrieval compares the same thumbnails as 32x32x3 vectors.
+"""
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from models import data
+
+GALLERY = "gallery.safetensors"
+INDEX = "retrieval.safetensors"
+PIXEL_SIDE = 32
+
+
+@dataclass
+class Gallery:
+    thumbs: torch.Tensor      # (N, 3, t, t) uint8, decoded from the stored JPEGs
+    labels: torch.Tensor      # (N,) int64
+    files: list[str]          # train-relative paths, for the full-resolution view
+
+    @property
+    def pixels(self) -> torch.Tensor:
+        """(N, 3*32*32) raw-pixel vectors in [0, 1]."""
+        x = F.interpolate(self.thumbs.float() / 255, size=PIXEL_SIDE, mode="bilinear", antialias=True,
+                          align_corners=False)
+        return x.flatten(1)
+
+
+@dataclass
+class Index:
+    arch: str
+    feats: torch.Tensor       # (N, D) float32 (stored fp16)
+    weights_sha256: str
+    meta: dict
+
+
+class RetrievalError(Exception):
+    """The index cannot be used; str(e) says why and how to rebuild it."""
+
+
+def save_gallery(path: Path, thumbs: torch.Tensor, labels: torch.Tensor, files: list[str], quality: int = 85) -> None:
+    """Thumbnails stored as JPEG bytes (one uint8 tensor + offsets): ~2 KB an image instead of 12."""
+    blobs = []
+    for t in thumbs:
+        buf = io.BytesIO()
+        Image.fromarray(t.permute(1, 2, 0).numpy()).save(buf, "JPEG", quality=quality)
+        blobs.append(np.frombuffer(buf.getvalue(), dtype=np.uint8))
+    offsets = torch.tensor(np.cumsum([0] + [len(b) for b in blobs]), dtype=torch.int64)
+    save_file({"jpeg": torch.from_numpy(np.concatenate(blobs)), "offsets": offsets, "labels": labels.contiguous()},
+              str(path), metadata={"files": json.dumps(files), "format": "vision-hist gallery"})
+
+
+def load_gallery(path: Path) -> Gallery:
+    if not path.exists():
+        raise RetrievalError(f"No retrieval gallery at {path}; build it with `python scripts/build_index.py`.")
+    with safe_open(str(path), "pt") as f:
+        raw, off = f.get_tensor("jpeg").numpy(), f.get_tensor("offsets").tolist()
+        labels, files = f.get_tensor("labels"), json.loads(f.metadata()["files"])
+    thumbs = [np.array(Image.open(io.BytesIO(raw[a:b].tobytes())).convert("RGB")) for a, b in zip(off, off[1:])]
+    return Gallery(torch.from_numpy(np.stack(thumbs)).permute(0, 3, 1, 2).contiguous(), labels, files)
+
+
+def save_index(path: Path, arch: str, feats: torch.Tensor, weights_sha256: str, meta: dict) -> None:
+    save_file({"feats": feats.half().contiguous()}, str(path),
+              metadata={"arch": arch, "weights_sha256": weights_sha256, "meta": json.dumps(meta)})
+
+
+def load_index(path: Path, card: dict) -> Index:
+    """The index of a checkpoint, refused if it was built from other weights."""
+    if not path.exists():
+        raise RetrievalError(f"No retrieval index for {card['arch']} at {path}; build it with "
+                          f"`python scripts/build_index.py --arch {card['arch']}`.")
+    with safe_open(str(path), "pt") as f:
+        md = f.metadata()
+        feats = f.get_tensor("feats").float()
+    want = weights_sha(card)
+    if md.get("arch") != card["arch"] or md.get("weights_sha256") != want:
+        raise RetrievalError(f"{path} was built from other weights than the shipped {card['arch']} checkpoint; "
+                          f"rebuild it with `python scripts/build_index.py --arch {card['arch']}`.")
+    return Index(card["arch"], feats, want, json.loads(md.get("meta", "{}")))
+
+
+def weights_sha(card: dict) -> str:
+    return ",".join(w["sha256"] for w in card["weights"])
+
+
+def neighbours(query: torch.Tensor, bank: torch.Tensor, k: int = 8, metric: str = "euclidean"):
+    """(distances, indices) of the k nearest rows of `bank` to each query row."""
+    if metric == "cosine":
+        d = 1 - F.normalize(query, dim=-1) @ F.normalize(bank, dim=-1).T
+    elif metric == "euclidean":
+        d = torch.cdist(query, bank)
+    else:
+        raise ValueError(f"unknown metric {metric!r}: euclidean or cosine")
+    dist, idx = d.topk(min(k, bank.shape[0]), largest=False)
+    return dist, idx
+
+
+def query_pixels(image, side: int) -> torch.Tensor:
+    """A PIL image as the gallery's raw-pixel vector (same square crop as the thumbnails)."""
+    sq = torch.from_numpy(data.to_square_uint8(image, side)).permute(2, 0, 1)[None].float() / 255
+    return F.interpolate(sq, size=PIXEL_SIDE, mode="bilinear", antialias=True, align_corners=False).flatten(1)
+
+
+def precision_at_k(query_feats: torch.Tensor, query_labels: torch.Tensor, bank: torch.Tensor,
+                   bank_labels: torch.Tensor, k: int = 10, metric: str = "euclidean", chunk: int = 512) -> float:
+    """Mean fraction of each query's k nearest gallery images that share its class."""
+    hits = 0.0
+    for i in range(0, len(query_feats), chunk):
+        _, idx = neighbours(query_feats[i:i + chunk], bank, k, metric)
+        hits += (bank_labels[idx] == query_labels[i:i + chunk, None]).float().mean(1).sum().item()
+    return 100 * hits / len(query_feats)
+
+
+def thumb_image(thumbs: torch.Tensor, i: int) -> np.ndarray:
+    return thumbs[i].permute(1, 2, 0).numpy()

@@ -1,0 +1,65 @@
+"""Squeeze-and-Excitation gates: per image, and class-average profiles (the SENet paper's Fig. 6).
+
+`scripts/se_profiles.py` averages every block's gates over the val images of each class and
+ships them beside the checkpoint (`se_profiles.safetensors`), so the page shows them offline.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from models import data
+from models.probes import se_gates
+
+PROFILES = "se_profiles.safetensors"
+
+
+def gate_rows(gates: list[torch.Tensor], image: int = 0) -> list[dict]:
+    """Long-format rows (block, channel, gate) of one image, for a block-by-channel heat map."""
+    return [{"block": b + 1, "channel": c, "gate": float(v)}
+            for b, g in enumerate(gates) for c, v in enumerate(g[image].tolist())]
+
+
+@torch.no_grad()
+def class_profiles(model, x_u8: torch.Tensor, y: torch.Tensor, batch: int = 200) -> list[torch.Tensor]:
+    """Per block: (classes, channels) mean gate over the images of each class."""
+    sums, counts = None, torch.zeros(len(data.CLASSES))
+    for i in range(0, len(x_u8), batch):
+        xb = data.normalize(data.center_crop(x_u8[i:i + batch], model.input_size), model.in_chans)
+        g = se_gates(model, xb)
+        yb = y[i:i + batch]
+        if sums is None:
+            sums = [torch.zeros(len(data.CLASSES), t.shape[1]) for t in g]
+        for s, t in zip(sums, g):
+            s.index_add_(0, yb, t.float())
+        counts += torch.bincount(yb, minlength=len(data.CLASSES)).float()
+    return [s / counts.clamp(min=1)[:, None] for s in sums]
+
+
+def save_profiles(path: Path, profiles: list[torch.Tensor], card: dict, meta: dict) -> None:
+    from explorer.retrieval import weights_sha
+    save_file({f"block{i + 1}": p.half().contiguous() for i, p in enumerate(profiles)}, str(path),
+              metadata={"arch": card["arch"], "weights_sha256": weights_sha(card), "meta": json.dumps(meta)})
+
+
+def load_profiles(path: Path, card: dict) -> tuple[list[torch.Tensor], dict] | None:
+    """The shipped profiles, or None if absent or built from other weights."""
+    from explorer.retrieval import weights_sha
+    if not path.exists():
+        return None
+    with safe_open(str(path), "pt") as f:
+        md = f.metadata()
+        if md.get("weights_sha256") != weights_sha(card):
+            return None
+        keys = sorted(f.keys(), key=lambda k: int(k[5:]))
+        return [f.get_tensor(k).float() for k in keys], json.loads(md.get("meta", "{}"))
+
+
+def profile_rows(profiles: list[torch.Tensor], block: int) -> list[dict]:
+    p = profiles[block - 1]
+    return [{"class": data.NAMES[c], "channel": ch, "gate": float(v)}
+            for c in range(p.shape[0]) for ch, v in enumerate(p[c].tolist())]

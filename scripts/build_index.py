@@ -1,0 +1,115 @@
+"""Build the offline retrieval gallery and, per shipped checkpoint, its feature index.
+
+    python scripts/build_index.py                  # every checkpoint present
+    python scripts/build_index.py --arch alexnet   # one
+
+Writes checkpoints/gallery.safetensors (a fixed set of train images: --per-class of each
+class, as 64 px JPEG thumbnails, labels and paths) and checkpoints/<arch>/retrieval.safetensors
+(the model's fc7 / penultimate features of those images, fp16, tied to the checkpoint's
+weights by their sha256). It also measures retrieval precision@k over the whole val split,
+for the model (Euclidean and cosine) and for raw pixels, and stores it in the index, so the
+app shows the numbers without the dataset.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path[:0] = [str(REPO), str(HERE)]
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+import models  # noqa: E402
+from explorer import retrieval  # noqa: E402
+from models import data  # noqa: E402
+
+THUMB = 64
+
+
+@torch.no_grad()
+def features(model, x_u8: torch.Tensor, batch: int = 200) -> torch.Tensor:
+    model.eval()
+    out = []
+    for i in range(0, len(x_u8), batch):
+        xb = data.normalize(data.center_crop(x_u8[i:i + batch], model.input_size), model.in_chans)
+        out.append(model.forward_features(xb).float())
+    return torch.cat(out)
+
+
+def gallery_indices(labels: list[int], per_class: int) -> list[int]:
+    """Evenly spaced images of each class, deterministic."""
+    out = []
+    for c in range(len(data.CLASSES)):
+        mine = [i for i, y in enumerate(labels) if y == c]
+        out += [mine[j * len(mine) // per_class] for j in range(min(per_class, len(mine)))]
+    return out
+
+
+def pixel_vectors(x_u8: torch.Tensor) -> torch.Tensor:
+    return F.interpolate(x_u8.float() / 255, size=retrieval.PIXEL_SIDE, mode="bilinear", antialias=True,
+                         align_corners=False).flatten(1)
+
+
+def build(checkpoints: Path, root: Path, archs: list[str] | None = None, per_class: int = 100, k: int = 10) -> dict:
+    """Write the gallery and each checkpoint's index; returns {arch: meta}."""
+    paths, labels = data.list_split(root, "train")
+    gidx = gallery_indices(labels, per_class)
+    glabels = torch.tensor([labels[i] for i in gidx])
+    files = [str(paths[i].relative_to(root)) for i in gidx]
+
+    thumbs_all, _ = data.load_split(root, "train", THUMB)
+    gpath = checkpoints / retrieval.GALLERY
+    retrieval.save_gallery(gpath, thumbs_all[gidx], glabels, files)
+    gallery = retrieval.load_gallery(gpath)  # what the app will see (JPEG-decoded)
+    print(f"gallery: {len(gidx)} train images -> {gpath} ({gpath.stat().st_size / 2**20:.2f} MiB)")
+
+    val_thumbs, val_y = data.load_split(root, "val", THUMB)
+    pix_p = retrieval.precision_at_k(pixel_vectors(val_thumbs), val_y, gallery.pixels, glabels, k)
+    print(f"raw pixels ({retrieval.PIXEL_SIDE}x{retrieval.PIXEL_SIDE}x3): precision@{k} {pix_p:.2f}%")
+
+    archs = archs or [s.name for s in models.list_architectures() if (checkpoints / s.name / "card.json").exists()]
+    out_meta = {}
+    for arch in archs:
+        t0 = time.time()
+        model, card = models.load(arch, checkpoints)
+        size = model.input_size
+        train_x, _ = data.load_split(root, "train", data.eval_store_size(size))
+        bank = features(model, train_x[gidx])
+        val_x, vy = data.load_split(root, "val", data.eval_store_size(size))
+        q = features(model, val_x)
+        meta = {"k": k, "gallery": len(gidx), "val_images": len(vy), "layer": models.get_spec(arch).penultimate,
+                "dim": bank.shape[1],
+                "precision_euclidean": round(retrieval.precision_at_k(q, vy, bank, glabels, k), 2),
+                "precision_cosine": round(retrieval.precision_at_k(q, vy, bank, glabels, k, "cosine"), 2),
+                "precision_pixels": round(pix_p, 2), "data_fingerprint": data.fingerprint(root)}
+        out = checkpoints / arch / retrieval.INDEX
+        retrieval.save_index(out, arch, bank, retrieval.weights_sha(card), meta)
+        out_meta[arch] = meta
+        print(f"{arch}: {meta['layer']} ({meta['dim']}-d) precision@{k} euclidean "
+              f"{meta['precision_euclidean']}% cosine {meta['precision_cosine']}% vs pixels {pix_p:.2f}% "
+              f"-> {out} ({out.stat().st_size / 2**20:.2f} MiB, {time.time() - t0:.0f} s)", flush=True)
+    return out_meta
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--arch", action="append")
+    ap.add_argument("--checkpoints", type=Path, default=REPO / "checkpoints")
+    ap.add_argument("--data", default="")
+    ap.add_argument("--per-class", type=int, default=100)
+    ap.add_argument("--k", type=int, default=10)
+    args = ap.parse_args()
+    root = data.resolve_root(args.data) if args.data else data.default_root()
+    if root is None:
+        raise SystemExit("no Imagenette data found: pass --data DIR or set VH_DATA")
+    build(args.checkpoints, root, args.arch, args.per_class, args.k)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
