@@ -20,8 +20,15 @@ if untrained:
                f"{', '.join(untrained)}. Their cards show shapes and costs only; "
                "`python scripts/train.py --arch NAME` trains one.", icon="⚠️")
 
-st.page_link("pages/1_Classify.py", label="Classify your own image with every model", icon="🖼️")
-st.page_link("pages/2_Compare.py", label="Compare accuracy against parameters, GMACs and latency", icon="📈")
+cols = st.columns(4)
+cols[0].page_link("pages/1_Classify.py", label="Classify your own image", icon="🖼️")
+cols[1].page_link("pages/2_Compare.py", label="Compare accuracy and cost", icon="📈")
+cols[2].page_link("pages/3_Filters.py", label="First-layer filters", icon="🔬")
+cols[3].page_link("pages/4_Retrieval.py", label="fc7 retrieval", icon="🔎")
+cols = st.columns(4)
+cols[0].page_link("pages/5_SE_Excitation.py", label="SE channel weights", icon="🎚️")
+cols[1].page_link("pages/6_ViT_Attention.py", label="ViT attention", icon="👁️")
+cols[2].page_link("pages/7_Attributions.py", label="Captum attributions", icon="🧭")
 
 st.header("Timeline")
 for r in rows:
@@ -49,5 +56,9 @@ for r in rows:
                 with st.expander("How the explorer model differs from the paper"):
                     st.markdown("\n".join(f"- {d}" for d in r["deviations"]))
             if r["trained"]:
-                st.page_link("pages/1_Classify.py", label=f"Classify with {r['title']}", icon="🖼️",
-                             query_params={"arch": r["name"]})
+                links = st.columns(len(r["pages"]))
+                for col, (page_file, label, icon) in zip(links, r["pages"]):
+                    col.page_link(page_file, label=label, icon=icon, query_params={"arch": r["name"]})
+            else:
+                st.caption("Its pages open once it is trained: `python scripts/train.py --arch "
+                           f"{r['name']}`.")

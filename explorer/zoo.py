@@ -15,10 +15,23 @@ REPO = Path(__file__).resolve().parent.parent
 CHECKPOINTS = Path(os.environ.get("VH_CHECKPOINTS", REPO / "checkpoints"))
 SAMPLES = REPO / "samples"
 
-PAGES = {  # page file -> label, for links from the timeline
-    "pages/1_Classify.py": "Classify",
-    "pages/2_Compare.py": "Compare",
+# page file -> (label, icon, which models it applies to: "all", "se" or "attention")
+PAGES = {
+    "pages/1_Classify.py": ("Classify", "🖼️", "all"),
+    "pages/3_Filters.py": ("Filters", "🔬", "all"),
+    "pages/4_Retrieval.py": ("Retrieval", "🔎", "all"),
+    "pages/5_SE_Excitation.py": ("SE weights", "🎚️", "se"),
+    "pages/6_ViT_Attention.py": ("Attention", "👁️", "attention"),
+    "pages/7_Attributions.py": ("Attributions", "🧭", "all"),
 }
+
+
+def pages_for(arch: str) -> list[tuple[str, str, str]]:
+    """(page file, label, icon) of every page that shows this architecture's insides."""
+    from models.probes import attention_modules, se_modules
+    m = models.create(arch)
+    has = {"all": True, "se": bool(se_modules(m)), "attention": bool(attention_modules(m))}
+    return [(f, label, icon) for f, (label, icon, needs) in PAGES.items() if has[needs]]
 
 
 def status(checkpoints_dir: Path = CHECKPOINTS) -> dict[str, str | None]:
@@ -58,6 +71,7 @@ def timeline(checkpoints_dir: Path = CHECKPOINTS) -> list[dict]:
             "params": cost["params"], "gmacs": cost["gmacs"], "input_size": cost["input_size"],
             "reported": spec.reported, "top1": top1, "trained": st[spec.name] is None,
             "deviations": spec.presets["explorer"].deviations, "penultimate": spec.penultimate,
+            "pages": pages_for(spec.name),
         })
         prev = spec.title
     return rows
