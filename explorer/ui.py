@@ -44,6 +44,15 @@ def missing_note(missing: dict[str, str]) -> None:
                 f"`python scripts/train.py --arch NAME` (see the README).", icon="ℹ️")
 
 
+def applicable(loaded: dict, keep, why_not: str) -> dict:
+    """The loaded models `keep(model)` accepts; names the others and why they do not apply."""
+    ok = {a: v for a, v in loaded.items() if keep(v[0])}
+    others = [v[1].get("title", a) for a, v in loaded.items() if a not in ok]
+    if others:
+        st.caption(f"Not applicable, {why_not}: " + ", ".join(others) + ".")
+    return ok
+
+
 def pick_models(loaded: dict, key: str, label: str = "Models", default_count: int | None = None,
                 max_selections: int | None = None) -> list[str]:
     """A multiselect of loaded models; default: the ?arch= deep link, else the first

@@ -20,11 +20,21 @@ from __future__ import annotations
 from torch import nn
 
 from .registry import ArchSpec, Paper, Preset, Reported, register
-from .zoo import ZooNet, fc67, flat_size, init_kaiming
+from .zoo import ZooNet, fc_net, init_kaiming
 
 
 def lrn() -> nn.LocalResponseNorm:
     return nn.LocalResponseNorm(size=5, alpha=1e-4 * 5, beta=0.75, k=2.0)
+
+
+def conv345() -> list[nn.Module]:
+    """conv3 (384), conv4 (384), conv5 (256), all 3x3, then the last overlapping max-pool.
+    ZFNet keeps these layers unchanged."""
+    return [
+        nn.Conv2d(256, 384, 3, padding=1), nn.ReLU(inplace=True),
+        nn.Conv2d(384, 384, 3, padding=1), nn.ReLU(inplace=True),
+        nn.Conv2d(384, 256, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2),
+    ]
 
 
 def alexnet(num_classes: int = 10, in_chans: int = 3, input_size: int = 227, fc_width: int = 4096,
@@ -32,14 +42,9 @@ def alexnet(num_classes: int = 10, in_chans: int = 3, input_size: int = 227, fc_
     conv = nn.Sequential(
         nn.Conv2d(in_chans, 96, 11, stride=4), nn.ReLU(inplace=True), lrn(), nn.MaxPool2d(3, 2),
         nn.Conv2d(96, 256, 5, padding=2), nn.ReLU(inplace=True), lrn(), nn.MaxPool2d(3, 2),
-        nn.Conv2d(256, 384, 3, padding=1), nn.ReLU(inplace=True),
-        nn.Conv2d(384, 384, 3, padding=1), nn.ReLU(inplace=True),
-        nn.Conv2d(384, 256, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2),
+        *conv345(),
     )
-    trunk = nn.Sequential()
-    trunk.add_module("features", conv)
-    trunk.add_module("fc67", fc67(flat_size(conv, input_size, in_chans), fc_width, dropout))
-    model = ZooNet(trunk, nn.Linear(fc_width, num_classes), stem="trunk.features.0")
+    model = fc_net(conv, num_classes, input_size, in_chans, fc_width, dropout)
     init_kaiming(model)
     return model
 

@@ -17,17 +17,14 @@ from torch import nn
 from torchvision.models.vgg import cfgs, make_layers
 
 from .registry import ArchSpec, Paper, Preset, Reported, register
-from .zoo import ZooNet, fc67, flat_size, require_rgb
+from .zoo import ZooNet, fc_net, require_rgb
 
 
 def vgg16(num_classes: int = 10, in_chans: int = 3, input_size: int = 224, fc_width: int = 4096,
           batch_norm: bool = False, dropout: float = 0.5) -> ZooNet:
     features = make_layers(cfgs["D"], batch_norm=batch_norm)
     require_rgb(in_chans)
-    trunk = nn.Sequential()
-    trunk.add_module("features", features)
-    trunk.add_module("fc67", fc67(flat_size(features, input_size, in_chans), fc_width, dropout))
-    model = ZooNet(trunk, nn.Linear(fc_width, num_classes), stem="trunk.features.0")
+    model = fc_net(features, num_classes, input_size, in_chans, fc_width, dropout)
     for m in model.modules():  # torchvision's VGG initialisation
         if isinstance(m, nn.Conv2d):
             nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from torch import nn
 
-from .alexnet import lrn
+from .alexnet import conv345, lrn
 from .registry import ArchSpec, Paper, Preset, Reported, register
-from .zoo import ZooNet, fc67, flat_size, init_kaiming
+from .zoo import ZooNet, fc_net, init_kaiming
 
 
 def zfnet(num_classes: int = 10, in_chans: int = 3, input_size: int = 224, fc_width: int = 4096,
@@ -26,14 +26,9 @@ def zfnet(num_classes: int = 10, in_chans: int = 3, input_size: int = 224, fc_wi
     conv = nn.Sequential(
         nn.Conv2d(in_chans, 96, 7, stride=2, padding=1), nn.ReLU(inplace=True), pool(), lrn(),
         nn.Conv2d(96, 256, 5, stride=2), nn.ReLU(inplace=True), pool(), lrn(),
-        nn.Conv2d(256, 384, 3, padding=1), nn.ReLU(inplace=True),
-        nn.Conv2d(384, 384, 3, padding=1), nn.ReLU(inplace=True),
-        nn.Conv2d(384, 256, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2),
+        *conv345(),
     )
-    trunk = nn.Sequential()
-    trunk.add_module("features", conv)
-    trunk.add_module("fc67", fc67(flat_size(conv, input_size, in_chans), fc_width, dropout))
-    model = ZooNet(trunk, nn.Linear(fc_width, num_classes), stem="trunk.features.0")
+    model = fc_net(conv, num_classes, input_size, in_chans, fc_width, dropout)
     init_kaiming(model)
     return model
 

@@ -97,3 +97,12 @@ def flat_size(conv: nn.Module, input_size: int, in_chans: int) -> int:
 def require_rgb(in_chans: int) -> None:
     if in_chans != 3:
         raise ValueError(f"this architecture is built for RGB input, not {in_chans} channels")
+
+
+def fc_net(conv: nn.Module, num_classes: int, input_size: int, in_chans: int, fc_width: int,
+           dropout: float) -> ZooNet:
+    """AlexNet-style assembly: conv stack -> fc6/fc7 (the trunk ends at fc7) -> linear head."""
+    trunk = nn.Sequential()
+    trunk.add_module("features", conv)
+    trunk.add_module("fc67", fc67(flat_size(conv, input_size, in_chans), fc_width, dropout))
+    return ZooNet(trunk, nn.Linear(fc_width, num_classes), stem="trunk.features.0")

@@ -14,10 +14,7 @@ ui.page("Squeeze-and-Excitation weights", "An SE block squeezes each channel to 
         "class-specific (the SENet paper's Figure 6).")
 
 loaded, missing = ui.loaded_zoo()
-with_se = {a: v for a, v in loaded.items() if se_modules(v[0])}
-without = [v[1].get("title", a) for a, v in loaded.items() if a not in with_se]
-if without:
-    st.caption("Not applicable, no SE blocks: " + ", ".join(without) + ".")
+with_se = ui.applicable(loaded, se_modules, "no SE blocks")
 if not with_se:
     why = missing.get("se_resnet18", "")
     st.info("No shipped model has Squeeze-and-Excitation blocks. " + (why or ""))

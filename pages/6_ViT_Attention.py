@@ -16,10 +16,7 @@ ui.page("ViT attention", "Where the [CLS] token looks, in every layer and head (
         "top: attention rollout (Abnar & Zuidema 2020) and its gradient-weighted variant.")
 
 loaded, missing = ui.loaded_zoo()
-vits = {a: v for a, v in loaded.items() if attention_modules(v[0])}
-others = [v[1].get("title", a) for a, v in loaded.items() if a not in vits]
-if others:
-    st.caption("Not applicable, no self-attention: " + ", ".join(others) + ".")
+vits = ui.applicable(loaded, attention_modules, "no self-attention")
 if not vits:
     st.info("No shipped model has self-attention layers. " + missing.get("vit", ""))
     st.stop()

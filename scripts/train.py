@@ -279,6 +279,7 @@ def evaluate_tensors(model, x_u8, y, size, in_chans, device, batch=500, amp=Fals
 def main(cfg: Config) -> dict:
     rank, world, device = setup_distributed(cfg)
     master = rank == 0
+    commit = code_commit()  # the code this run starts from, recorded in the card
     torch.manual_seed(cfg.seed)
     if cfg.deterministic:
         torch.use_deterministic_algorithms(True)
@@ -415,7 +416,7 @@ def main(cfg: Config) -> dict:
 
     result = {"rows": rows, "finished": bool(rows) and rows[-1]["epoch"] == cfg.epochs}
     if master and result["finished"] and cfg.export:
-        result["checkpoint"] = export(cfg, eval_model, rows, root, device, world)
+        result["checkpoint"] = export(cfg, eval_model, rows, root, device, world, commit)
     if world > 1:
         dist.barrier()
         dist.destroy_process_group()
@@ -430,7 +431,7 @@ def _progress(cfg, master, total, epoch):
                 dynamic_ncols=True, mininterval=1.0)
 
 
-def export(cfg: Config, model, rows, root, device, world) -> Path:
+def export(cfg: Config, model, rows, root, device, world, commit: str) -> Path:
     """Write checkpoints/<arch>/ (weights, card, metrics.csv); evaluate.py fills the metrics."""
     import shutil
 
@@ -450,7 +451,7 @@ def export(cfg: Config, model, rows, root, device, world) -> Path:
         "wall_time_s": rows[-1]["wall_time_s"],
         "train_img_s": max(r["img_s"] for r in rows),
         "hardware": hardware(device, world),
-        "code_commit": code_commit(),
+        "code_commit": commit,
         "dataset": {"name": "imagenette", "folder": Path(root).name, "fingerprint": data.fingerprint(root),
                     "train_images": int(sum(1 for _ in data.list_split(root, "train")[0]))
                     if not cfg.limit_per_class else cfg.limit_per_class * len(data.CLASSES)},
