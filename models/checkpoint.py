@@ -153,7 +153,8 @@ def load(arch: str, checkpoints_dir: str | Path = "checkpoints", device: str = "
             state.update(load_file(str(f)))
         except (SafetensorError, OSError, ValueError) as e:
             raise CheckpointError(f"{f} is not a readable safetensors file ({e}); re-export {arch}.") from None
-    model = create(arch, card["preset"], num_classes=int(card.get("num_classes", 10)))
+    with torch.device("meta"):  # shapes only: the weights below replace every tensor (no random init)
+        model = create(arch, card["preset"], num_classes=int(card.get("num_classes", 10)))
     own = model.state_dict()
     missing = sorted(set(own) - set(state))
     extra = sorted(set(state) - set(own))
@@ -163,7 +164,10 @@ def load(arch: str, checkpoints_dir: str | Path = "checkpoints", device: str = "
                   else f"wrong shape for {bad_shape[:3]}")
         raise CheckpointError(f"The weights in {d} do not fit {arch} ({detail}); re-export the checkpoint "
                               f"with the current code.")
-    model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()}, strict=True)
+    model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()}, strict=True, assign=True)
+    left = [n for n, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
+    if left:
+        raise CheckpointError(f"The weights in {d} leave {left[:3]} of {arch} unset; re-export the checkpoint.")
     return model.to(device).eval(), card
 
 

@@ -63,8 +63,7 @@ class SparseConv(nn.Module):
         super().__init__()
         out_idx, in_idx = zip(*[(o, i) for o, ins in enumerate(table) for i in ins])
         self.out_channels, self.in_channels = len(table), in_channels
-        self.register_buffer("out_idx", torch.tensor(out_idx), persistent=False)
-        self.register_buffer("in_idx", torch.tensor(in_idx), persistent=False)
+        self.out_idx, self.in_idx = list(out_idx), list(in_idx)  # plain lists: nothing to load or move
         fan_in = torch.tensor([len(ins) for ins in table], dtype=torch.float)
         bound = (2.4 / (fan_in[list(out_idx)] * kernel_size ** 2)).view(-1, 1, 1)  # paper's init range
         self.weight = nn.Parameter((torch.rand(len(out_idx), kernel_size, kernel_size) * 2 - 1) * bound)
@@ -73,7 +72,7 @@ class SparseConv(nn.Module):
     def dense_weight(self) -> torch.Tensor:
         k = self.weight.shape[-1]
         w = self.weight.new_zeros(self.out_channels, self.in_channels, k, k)
-        w[self.out_idx, self.in_idx] = self.weight
+        w[torch.tensor(self.out_idx, device=w.device), torch.tensor(self.in_idx, device=w.device)] = self.weight
         return w
 
     def forward(self, x):
