@@ -18,17 +18,17 @@ c3.metric("Years covered", f"{rows[0]['year']}-{rows[-1]['year']}")
 if untrained:
     st.warning(f"No trained checkpoint yet for {len(untrained)} of {len(rows)} architectures: "
                f"{', '.join(untrained)}. Their cards show shapes and costs only; "
-               "`python scripts/train.py --arch NAME` trains one.", icon="⚠️")
+               "`python scripts/train.py --arch NAME` trains one.", icon=":material/warning:")
 
 cols = st.columns(4)
-cols[0].page_link("pages/1_Classify.py", label="Classify your own image", icon="🖼️")
-cols[1].page_link("pages/2_Compare.py", label="Compare accuracy and cost", icon="📈")
-cols[2].page_link("pages/3_Filters.py", label="First-layer filters", icon="🔬")
-cols[3].page_link("pages/4_Retrieval.py", label="fc7 retrieval", icon="🔎")
+cols[0].page_link("pages/1_Classify.py", label="Classify your own image", icon=":material/image:")
+cols[1].page_link("pages/2_Compare.py", label="Compare accuracy and cost", icon=":material/monitoring:")
+cols[2].page_link("pages/3_Filters.py", label="First-layer filters", icon=":material/grid_view:")
+cols[3].page_link("pages/4_Retrieval.py", label="fc7 retrieval", icon=":material/image_search:")
 cols = st.columns(4)
-cols[0].page_link("pages/5_SE_Excitation.py", label="SE channel weights", icon="🎚️")
-cols[1].page_link("pages/6_ViT_Attention.py", label="ViT attention", icon="👁️")
-cols[2].page_link("pages/7_Attributions.py", label="Captum attributions", icon="🧭")
+cols[0].page_link("pages/5_SE_Excitation.py", label="SE channel weights", icon=":material/tune:")
+cols[1].page_link("pages/6_ViT_Attention.py", label="ViT attention", icon=":material/visibility:")
+cols[2].page_link("pages/7_Attributions.py", label="Captum attributions", icon=":material/explore:")
 
 st.header("Timeline")
 for r in rows:

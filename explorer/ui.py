@@ -13,7 +13,7 @@ from explorer.images import UPLOAD_TYPES, ImageError, LoadedImage, load_image
 
 
 def page(title: str, blurb: str = "") -> None:
-    st.set_page_config(page_title=f"{title} · vision-hist", page_icon="🔭", layout="wide")
+    st.set_page_config(page_title=f"{title} · vision-hist", page_icon=":material/history_edu:", layout="wide")
     st.title(title)
     if blurb:
         st.caption(blurb)
@@ -41,7 +41,7 @@ def missing_note(missing: dict[str, str]) -> None:
         from models import get_spec
         names = ", ".join(get_spec(a).title for a in missing)
         st.info(f"Not trained yet, so not shown: {names}. Each trains with "
-                f"`python scripts/train.py --arch NAME` (see the README).", icon="ℹ️")
+                f"`python scripts/train.py --arch NAME` (see the README).", icon=":material/info:")
 
 
 def applicable(loaded: dict, keep, why_not: str) -> dict:
@@ -99,11 +99,11 @@ def image_inputs(key: str, multiple: bool = True) -> list[LoadedImage]:
         try:
             out.append(load_image(f.getvalue(), f.name))
         except ImageError as e:
-            st.error(str(e), icon="🚫")
+            st.error(str(e), icon=":material/block:")
     for name in chosen:
         p = zoo.SAMPLES / name
         try:
             out.append(load_image(p.read_bytes(), name))
         except (ImageError, OSError) as e:
-            st.error(str(e), icon="🚫")
+            st.error(str(e), icon=":material/block:")
     return out if multiple else out[:1]

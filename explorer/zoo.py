@@ -17,12 +17,12 @@ SAMPLES = REPO / "samples"
 
 # page file -> (label, icon, which models it applies to: "all", "se" or "attention")
 PAGES = {
-    "pages/1_Classify.py": ("Classify", "🖼️", "all"),
-    "pages/3_Filters.py": ("Filters", "🔬", "all"),
-    "pages/4_Retrieval.py": ("Retrieval", "🔎", "all"),
-    "pages/5_SE_Excitation.py": ("SE weights", "🎚️", "se"),
-    "pages/6_ViT_Attention.py": ("Attention", "👁️", "attention"),
-    "pages/7_Attributions.py": ("Attributions", "🧭", "all"),
+    "pages/1_Classify.py": ("Classify", ":material/image:", "all"),
+    "pages/3_Filters.py": ("Filters", ":material/grid_view:", "all"),
+    "pages/4_Retrieval.py": ("Retrieval", ":material/image_search:", "all"),
+    "pages/5_SE_Excitation.py": ("SE weights", ":material/tune:", "se"),
+    "pages/6_ViT_Attention.py": ("Attention", ":material/visibility:", "attention"),
+    "pages/7_Attributions.py": ("Attributions", ":material/explore:", "all"),
 }
 
 
