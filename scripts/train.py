@@ -208,7 +208,7 @@ def write_metrics(rows: list[dict], path: Path) -> None:
 def hardware(device: torch.device, world: int) -> str:
     if device.type == "cuda":
         return f"{world}x {torch.cuda.get_device_name(device)}"
-    return f"{world}x CPU ({os.cpu_count()} cores, {platform.machine()})"
+    return f"{world}x CPU ({torch.get_num_threads()} threads, {os.cpu_count()} cores, {platform.machine()})"
 
 
 def code_commit() -> str:
