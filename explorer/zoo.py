@@ -29,7 +29,8 @@ PAGES = {
 def pages_for(arch: str) -> list[tuple[str, str, str]]:
     """(page file, label, icon) of every page that shows this architecture's insides."""
     from models.probes import attention_modules, se_modules
-    m = models.create(arch)
+    with torch.device("meta"):  # structure only
+        m = models.create(arch)
     has = {"all": True, "se": bool(se_modules(m)), "attention": bool(attention_modules(m))}
     return [(f, label, icon) for f, (label, icon, needs) in PAGES.items() if has[needs]]
 

@@ -132,3 +132,8 @@ def test_save_load_identical_logits(name, tmp_path):
 def test_gmacs_are_computed():
     assert gmacs(models.create("resnet18", "paper", num_classes=1000)) == pytest.approx(1.82, abs=0.02)
     assert gmacs(models.create("vgg16", "paper", num_classes=1000)) == pytest.approx(15.47, abs=0.05)
+
+
+def test_gmacs_count_attention():
+    """ViT-B/16 is 17.6 GMACs with its attention matrix products counted (fused kernels hide them)."""
+    assert gmacs(models.create("vit", "paper", num_classes=1000)) == pytest.approx(17.56, abs=0.02)
