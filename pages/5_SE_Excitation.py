@@ -43,12 +43,12 @@ else:
             color=alt.Color("gate:Q", scale=alt.Scale(scheme="redblue", domainMid=0), title="difference"),
             tooltip=["block", "channel", alt.Tooltip("gate:Q", format=".3f")]).properties(
             height=220, title=diff["image"].iloc[0]), width="stretch")
-    st.altair_chart(alt.Chart(df).mark_rect().encode(
-        x=alt.X("channel:O", axis=None, title="channel"), y=alt.Y("block:O", title="SE block"),
-        color=alt.Color("gate:Q", scale=alt.Scale(scheme="viridis", domain=[0, 1])),
-        row=alt.Row("image:N", title=None),
-        tooltip=["image", "block", "channel", alt.Tooltip("gate:Q", format=".3f")]).properties(height=200),
-        width="stretch")
+    for name, part in df.groupby("image", sort=False):
+        st.altair_chart(alt.Chart(part).mark_rect().encode(
+            x=alt.X("channel:O", axis=None, title="channel"), y=alt.Y("block:O", title="SE block"),
+            color=alt.Color("gate:Q", scale=alt.Scale(scheme="viridis", domain=[0, 1])),
+            tooltip=["block", "channel", alt.Tooltip("gate:Q", format=".3f")]).properties(height=200, title=name),
+            width="stretch")
     st.caption(f"{blocks} blocks; each row holds that block's channels (64 to 512).")
 
 st.header("Class-average excitation")
