@@ -36,6 +36,17 @@ def latencies() -> dict[str, float]:
     return {arch: latency_ms(model) for arch, (model, _) in loaded.items()}
 
 
+def zoo_or_stop(nothing: str):
+    """The loaded zoo for a page; stops the page with one sentence when no checkpoint is installed."""
+    loaded, missing = loaded_zoo()
+    if not loaded:
+        st.error(f"No trained checkpoints are installed, so {nothing}. Train one with "
+                 "`python scripts/train.py --arch resnet18`.")
+        st.stop()
+    missing_note(missing)
+    return loaded, missing
+
+
 def missing_note(missing: dict[str, str]) -> None:
     if missing:
         from models import get_spec

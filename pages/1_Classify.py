@@ -12,12 +12,7 @@ from models import data
 ui.page("Classify", "Drop in a photo and watch a quarter-century of architectures answer it. "
         "The models know 10 Imagenette classes: " + ", ".join(data.NAMES) + ".")
 
-loaded, missing = ui.loaded_zoo()
-if not loaded:
-    st.error("No trained checkpoints are installed, so there is nothing to classify with. "
-             "Train one with `python scripts/train.py --arch resnet18`.")
-    st.stop()
-ui.missing_note(missing)
+loaded, missing = ui.zoo_or_stop("there is nothing to classify with")
 
 chosen = ui.pick_models(loaded, key="classify-models")
 images = ui.image_inputs("classify")

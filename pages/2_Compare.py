@@ -12,11 +12,7 @@ from models import data
 ui.page("Compare", "Which model is better, and at what cost? Accuracy is Imagenette val top-1 (3,925 "
         "images, one centre crop); latency is measured on this server's CPU, batch of one.")
 
-loaded, missing = ui.loaded_zoo()
-if not loaded:
-    st.error("No trained checkpoints are installed, so there is nothing to compare.")
-    st.stop()
-ui.missing_note(missing)
+loaded, missing = ui.zoo_or_stop("there is nothing to compare")
 
 # --- accuracy against cost --------------------------------------------------------------
 st.header("Accuracy against cost")

@@ -13,11 +13,7 @@ ui.page("First-layer filters", "What each network learned to look for first: its
         "kernels, each scaled to its own range as in the papers' figures. AlexNet's 96 kernels split into "
         "colour blobs and grey edge detectors (the paper's Figure 3).")
 
-loaded, missing = ui.loaded_zoo()
-if not loaded:
-    st.error("No trained checkpoints are installed, so there are no learned filters to show.")
-    st.stop()
-ui.missing_note(missing)
+loaded, missing = ui.zoo_or_stop("there are no learned filters to show")
 
 c1, c2, c3 = st.columns([2, 2, 1])
 with c1:

@@ -14,11 +14,7 @@ ui.page("Feature retrieval", "The AlexNet paper's Figure 4: images whose fc7 act
         "same kind, even when their pixels are not. Left: nearest training images by the model's features; "
         "right: by raw pixels.")
 
-loaded, missing = ui.loaded_zoo()
-if not loaded:
-    st.error("No trained checkpoints are installed, so there is nothing to retrieve with.")
-    st.stop()
-ui.missing_note(missing)
+loaded, missing = ui.zoo_or_stop("there is nothing to retrieve with")
 
 
 @st.cache_resource(show_spinner="Loading the retrieval gallery...")

@@ -12,11 +12,7 @@ from models import data
 ui.page("Attributions", "Integrated Gradients, SmoothGrad, Occlusion and Grad-CAM (Captum) for two models on "
         "the same image. Each method's maps share one colour scale, so brighter means more, across models.")
 
-loaded, missing = ui.loaded_zoo()
-if not loaded:
-    st.error("No trained checkpoints are installed, so there is nothing to explain.")
-    st.stop()
-ui.missing_note(missing)
+loaded, missing = ui.zoo_or_stop("there is nothing to explain")
 
 chosen = ui.pick_models(loaded, key="attr-models", label="Two models", default_count=2, max_selections=2)
 methods = st.multiselect("Methods", list(METHODS), default=["integrated_gradients", "gradcam"],
