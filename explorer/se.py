@@ -28,8 +28,7 @@ def gate_rows(gates: list[torch.Tensor], image: int = 0) -> list[dict]:
 def class_profiles(model, x_u8: torch.Tensor, y: torch.Tensor, batch: int = 200) -> list[torch.Tensor]:
     """Per block: (classes, channels) mean gate over the images of each class."""
     sums, counts = None, torch.zeros(len(data.CLASSES))
-    for i in range(0, len(x_u8), batch):
-        xb = data.normalize(data.center_crop(x_u8[i:i + batch], model.input_size), model.in_chans)
+    for i, xb in data.eval_batches(x_u8, model.input_size, model.in_chans, batch):
         g = se_gates(model, xb)
         yb = y[i:i + batch]
         if sums is None:

@@ -152,6 +152,13 @@ def normalize(x: torch.Tensor, in_chans: int = 3) -> torch.Tensor:
     return x
 
 
+def eval_batches(x_u8: torch.Tensor, size: int, in_chans: int = 3, batch: int = 250, device="cpu"):
+    """Yield (start, normalised batch) over uint8 eval squares, centre-cropped to `size`: the
+    evaluation view of `preprocess`, batched (evaluation, indexes, SE profiles, training's val)."""
+    for i in range(0, len(x_u8), batch):
+        yield i, normalize(center_crop(x_u8[i:i + batch].to(device, non_blocking=True), size), in_chans)
+
+
 def preprocess(img: Image.Image, input_size: int, in_chans: int = 3) -> torch.Tensor:
     """One PIL image -> the (1, C, size, size) tensor a model of that input size sees."""
     sq = torch.from_numpy(to_square_uint8(img, eval_store_size(input_size))).permute(2, 0, 1)

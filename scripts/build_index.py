@@ -35,8 +35,7 @@ THUMB = 64
 def features(model, x_u8: torch.Tensor, batch: int = 200) -> torch.Tensor:
     model.eval()
     out = []
-    for i in range(0, len(x_u8), batch):
-        xb = data.normalize(data.center_crop(x_u8[i:i + batch], model.input_size), model.in_chans)
+    for _, xb in data.eval_batches(x_u8, model.input_size, model.in_chans, batch):
         out.append(model.forward_features(xb).float())
     return torch.cat(out)
 

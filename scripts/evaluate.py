@@ -32,8 +32,7 @@ def predict(model, x_u8: torch.Tensor, size: int, in_chans: int, device: str = "
     """Softmax probabilities (N, classes) for uint8 eval squares, centre-cropped to `size`."""
     model = model.to(device).eval()
     out = []
-    for i in range(0, len(x_u8), batch):
-        xb = data.normalize(data.center_crop(x_u8[i:i + batch], size), in_chans).to(device)
+    for _, xb in data.eval_batches(x_u8, size, in_chans, batch, device):
         p = model(xb).float().softmax(-1)
         if flip:
             p = (p + model(xb.flip(-1)).float().softmax(-1)) / 2

@@ -262,8 +262,7 @@ def evaluate_tensors(model, x_u8, y, size, in_chans, device, batch=500, amp=Fals
     """(correct top-1, correct top-5, count) over uint8 eval squares, centre-cropped to `size`."""
     model.eval()
     c1 = c5 = torch.zeros((), device=device, dtype=torch.long)
-    for i in range(0, len(x_u8), batch):
-        xb = data.normalize(data.center_crop(x_u8[i:i + batch].to(device, non_blocking=True), size), in_chans)
+    for i, xb in data.eval_batches(x_u8, size, in_chans, batch, device):
         yb = y[i:i + batch].to(device, non_blocking=True)
         with torch.autocast(device.type, torch.bfloat16, enabled=amp):
             logits = model(xb)
