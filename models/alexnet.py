@@ -51,6 +51,7 @@ def alexnet(num_classes: int = 10, in_chans: int = 3, input_size: int = 227, fc_
 
 register(ArchSpec(
     name="alexnet", title="AlexNet", year=2012, family="alexnet", order=0, penultimate="fc7",
+    blocks=(("trunk.features", "The convolutional stack: conv, ReLU, local response norm and overlapping max-pool twice, three 3x3 convs, a last pool."),),
     paper=Paper("ImageNet Classification with Deep Convolutional Neural Networks",
                 "A. Krizhevsky, I. Sutskever, G. E. Hinton", "NeurIPS 2012",
                 "https://papers.nips.cc/paper/4824-imagenet-classification-with-deep-convolutional-neural-networks"),

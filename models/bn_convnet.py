@@ -41,6 +41,7 @@ def bn_convnet(num_classes: int = 10, in_chans: int = 3, widths=(32, 64, 128, 25
 
 register(ArchSpec(
     name="bn_convnet", title="ConvNet + BatchNorm", year=2015, family="bn_convnet", order=0,
+    blocks=(("trunk[:MaxPool2d]", "A stage: two 3x3 convolutions, each followed by batch norm and ReLU, then 2x2 max-pooling."),),
     paper=Paper("Batch Normalization: Accelerating Deep Network Training by Reducing Internal "
                 "Covariate Shift", "S. Ioffe, C. Szegedy", "ICML 2015", "https://arxiv.org/abs/1502.03167"),
     key_idea="Normalising activations over each mini-batch lets networks train with much higher "

@@ -29,6 +29,7 @@ def densenet121(num_classes: int = 10, in_chans: int = 3):
 
 register(ArchSpec(
     name="densenet121", title="DenseNet-121", year=2016, family="densenet", order=0,
+    blocks=(("trunk.features.denseblock1", "Dense block 1: each of its 6 layers reads the concatenated outputs of the block input and every earlier layer."), ("trunk.features.denseblock1.denselayer1", "One dense layer: a 1x1 bottleneck to 128 channels, then a 3x3 convolution adding 32 new maps.")),
     paper=Paper("Densely Connected Convolutional Networks",
                 "G. Huang, Z. Liu, L. van der Maaten, K. Q. Weinberger",
                 "CVPR 2017 (arXiv 1608.06993, 2016)", "https://arxiv.org/abs/1608.06993"),

@@ -35,6 +35,7 @@ _DEV = (
 
 register(ArchSpec(
     name="googlenet", title="GoogLeNet", year=2014, family="googlenet", order=1,
+    blocks=(("trunk.inception3a", "An Inception module (3a): 1x1, 3x3 and '5x5' branches and a pooling branch side by side, concatenated; 1x1 convolutions shrink the channels first."),),
     paper=Paper("Going Deeper with Convolutions", "C. Szegedy et al.", "CVPR 2015 (arXiv 1409.4842, 2014)",
                 "https://arxiv.org/abs/1409.4842"),
     key_idea="Inception modules: parallel 1x1, 3x3, 5x5 and pooling branches with 1x1 bottlenecks, "

@@ -112,6 +112,7 @@ def lenet5(num_classes: int = 10, in_chans: int = 1, **_) -> ZooNet:
 
 register(ArchSpec(
     name="lenet5", title="LeNet-5", year=1998, family="lenet", order=0,
+    blocks=(("trunk", "The whole trunk: C1, S2 (trainable sub-sampling), C3 (sparse connections), S4, C5, F6, each followed by the scaled tanh."),),
     paper=Paper("Gradient-Based Learning Applied to Document Recognition",
                 "Y. LeCun, L. Bottou, Y. Bengio, P. Haffner", "Proceedings of the IEEE, 1998",
                 "http://yann.lecun.com/exdb/publis/pdf/lecun-98.pdf"),

@@ -32,6 +32,7 @@ def mixer(num_classes: int = 10, in_chans: int = 3, img_size: int = 224, patch_s
 
 register(ArchSpec(
     name="mlp_mixer", title="MLP-Mixer", year=2021, family="mixer", order=0,
+    blocks=(("trunk.blocks.0", "A Mixer block: a token-mixing MLP applied across patches (on the transposed tokens), then a channel-mixing MLP applied to each patch, each with a residual."),),
     paper=Paper("MLP-Mixer: An all-MLP Architecture for Vision", "I. Tolstikhin et al.", "NeurIPS 2021",
                 "https://arxiv.org/abs/2105.01601"),
     key_idea="Only MLPs: one mixes information across patches, the other across channels. No "

@@ -27,6 +27,7 @@ def mobilenet_v2(num_classes: int = 10, in_chans: int = 3, width_mult: float = 1
 
 register(ArchSpec(
     name="mobilenet_v2", title="MobileNetV2", year=2018, family="mobilenet", order=0,
+    blocks=(("trunk.features.3", "An inverted residual block: expand 24 -> 144 with a 1x1 convolution, filter each channel with a depthwise 3x3, project back to 24 with a linear 1x1 (no ReLU), add the shortcut."),),
     paper=Paper("MobileNetV2: Inverted Residuals and Linear Bottlenecks",
                 "M. Sandler, A. Howard, M. Zhu, A. Zhmoginov, L.-C. Chen", "CVPR 2018",
                 "https://arxiv.org/abs/1801.04381"),

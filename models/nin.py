@@ -54,6 +54,7 @@ _DEV = ("Kaiming-normal initialisation instead of the released model's Gaussian 
 
 register(ArchSpec(
     name="nin", title="Network in Network", year=2013, family="nin", order=1,
+    blocks=(("trunk.0", "One mlpconv block: a convolution followed by two 1x1 convolutions, a small MLP slid over the image."),),
     paper=Paper("Network In Network", "M. Lin, Q. Chen, S. Yan", "ICLR 2014 (arXiv 1312.4400, 2013)",
                 "https://arxiv.org/abs/1312.4400"),
     key_idea="Micro-networks (1x1 convolutions) inside each convolution layer, and global average "

@@ -64,6 +64,9 @@ class ArchSpec:
     presets: dict[str, Preset]
     penultimate: str = "pre-logits"   # "fc7" for the nets whose paper reads fc7
     order: int = 0
+    # the building block(s) the Anatomy page draws, traced from the modules: (module path, caption).
+    # A path may end in a slice of its children: "[a:b]", or "[:Type]" for "up to the first Type".
+    blocks: tuple[tuple[str, str], ...] = ()
 
     def preset(self, name: str) -> Preset:
         if name not in self.presets:

@@ -26,11 +26,14 @@ def resnet(num_classes: int = 10, in_chans: int = 3, layers=(2, 2, 2, 2), block=
     return lift_head(ResNet(block, list(layers), num_classes=num_classes), "fc", stem="conv1")
 
 
+_BLOCK = (("trunk.layer2.0", "A residual basic block: two 3x3 convolutions with batch norm, added to a "
+                             "shortcut. This one, the first of stage 2, halves the resolution, so its "
+                             "shortcut is a 1x1 stride-2 projection (the paper's option B)."),)
 _EXPLORER = ("128 px input instead of 224 px: the last stage sees 4x4 maps instead of 7x7.",)
 
 register(ArchSpec(
     name="resnet18", title="ResNet-18", year=2015, family="resnet", order=1,
-    paper=PAPER,
+    paper=PAPER, blocks=_BLOCK,
     key_idea="Identity shortcuts: each block learns a residual added to its input, so very deep "
              "networks train as easily as shallow ones.",
     changed="VGG-style 3x3 stacks gain batch norm and a shortcut around every pair of convs; the "
@@ -43,7 +46,7 @@ register(ArchSpec(
 
 register(ArchSpec(
     name="resnet34", title="ResNet-34", year=2015, family="resnet", order=2,
-    paper=PAPER,
+    paper=PAPER, blocks=_BLOCK,
     key_idea="The same residual blocks, twice as deep: where a plain 34-layer net is worse than "
              "an 18-layer one, the residual 34-layer net is better.",
     changed="ResNet-18's stages deepened from (2, 2, 2, 2) to (3, 4, 6, 3) blocks.",

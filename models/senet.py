@@ -43,6 +43,7 @@ def se_resnet(num_classes: int = 10, in_chans: int = 3, layers=(2, 2, 2, 2)):
 
 register(ArchSpec(
     name="se_resnet18", title="SE-ResNet-18", year=2017, family="senet", order=0,
+    blocks=(("trunk.layer2.0", "A residual block with a squeeze-and-excitation gate on its residual branch, before the addition."), ("trunk.layer2.0.se", "The gate itself: global average pool, a bottleneck of two 1x1 convolutions (C -> C/16 -> C), a sigmoid, and a channel-wise product.")),
     paper=Paper("Squeeze-and-Excitation Networks", "J. Hu, L. Shen, S. Albanie, G. Sun, E. Wu",
                 "CVPR 2018 / TPAMI 2019 (arXiv 1709.01507, 2017)", "https://arxiv.org/abs/1709.01507"),
     key_idea="Each block squeezes its channels to a vector, passes it through a tiny bottleneck MLP "

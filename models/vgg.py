@@ -37,6 +37,7 @@ def vgg16(num_classes: int = 10, in_chans: int = 3, input_size: int = 224, fc_wi
 
 register(ArchSpec(
     name="vgg16", title="VGG-16", year=2014, family="vgg", order=0, penultimate="fc7",
+    blocks=(("trunk.features[:MaxPool2d]", "The first stage: two 3x3 convolutions, then 2x2 max-pooling; four more stages repeat it with more channels."),),
     paper=Paper("Very Deep Convolutional Networks for Large-Scale Image Recognition",
                 "K. Simonyan, A. Zisserman", "ICLR 2015 (arXiv 1409.1556, 2014)",
                 "https://arxiv.org/abs/1409.1556"),

@@ -36,6 +36,7 @@ def vit(num_classes: int = 10, in_chans: int = 3, img_size: int = 224, patch_siz
 
 register(ArchSpec(
     name="vit", title="Vision Transformer", year=2020, family="vit", order=0,
+    blocks=(("trunk.blocks.0", "A Transformer encoder block: layer norm, multi-head self-attention, residual; layer norm, MLP, residual."),),
     paper=Paper("An Image is Worth 16x16 Words: Transformers for Image Recognition at Scale",
                 "A. Dosovitskiy et al.", "ICLR 2021 (arXiv 2010.11929, 2020)", "https://arxiv.org/abs/2010.11929"),
     key_idea="Images as sequences of 16x16 patch tokens fed to a plain Transformer: global "

@@ -40,6 +40,7 @@ _DEV = (
 
 register(ArchSpec(
     name="zfnet", title="ZFNet", year=2013, family="zfnet", order=0, penultimate="fc7",
+    blocks=(("trunk.features", "The convolutional stack: AlexNet's, with a 7x7 stride-2 conv1 and a stride-2 conv2."),),
     paper=Paper("Visualizing and Understanding Convolutional Networks", "M. D. Zeiler, R. Fergus",
                 "ECCV 2014 (arXiv 1311.2901, 2013)", "https://arxiv.org/abs/1311.2901"),
     key_idea="Deconvnet visualisations show what each layer learns; reading them, the authors "
