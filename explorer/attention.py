@@ -85,3 +85,91 @@ def rollout_maps(model, x: torch.Tensor, target: int) -> dict[str, torch.Tensor]
         m = r[:, 0, p:].reshape(-1, gh, gw)
         out[name] = m / m.flatten(1).max(1).values.clamp(min=1e-12)[:, None, None]
     return out
+
+
+# --- the ViT paper's Figure 7, on our checkpoints -------------------------------------
+
+FIGURES = "attention_figures.safetensors"
+
+
+def patch_distances(grid: tuple[int, int], patch: int) -> torch.Tensor:
+    """(N, N) distances in input pixels between the centres of an (gh, gw) grid of patches."""
+    gh, gw = grid
+    ys, xs = torch.meshgrid(torch.arange(gh), torch.arange(gw), indexing="ij")
+    pos = torch.stack([ys.flatten(), xs.flatten()], -1).float() * patch
+    return torch.cdist(pos, pos)
+
+
+def mean_attention_distance(att: torch.Tensor, prefix: int, grid: tuple[int, int], patch: int) -> torch.Tensor:
+    """(B, L, heads, N, N) attention -> (L, heads) mean attention distance in pixels (ViT Fig. 7, right).
+
+    For every patch query, the distance to each patch key weighted by the attention it pays
+    it (renormalised over the patch keys, so the [CLS] key, which has no position, does not
+    count), averaged over queries and images. Uniform attention gives the mean distance
+    between two patches; attention to oneself gives 0."""
+    a = att[..., prefix:, prefix:]
+    a = a / a.sum(-1, keepdim=True).clamp(min=1e-12)
+    d = patch_distances(grid, patch).to(a)
+    return (a * d).sum(-1).mean(-1).mean(0)
+
+
+def position_similarity(model) -> torch.Tensor:
+    """(N, N) cosine similarity of the learned position embeddings of the patches (Fig. 7, centre)."""
+    pe = model.trunk.pos_embed.detach().float()[0]
+    pe = pe[prefix_tokens(model):] if pe.shape[0] > patch_grid(model)[0] * patch_grid(model)[1] else pe
+    pe = torch.nn.functional.normalize(pe, dim=-1)
+    return pe @ pe.T
+
+
+def token_mixing_distance(model) -> torch.Tensor:
+    """(blocks,) the mean distance measure on MLP-Mixer's token-mixing weights.
+
+    A block's token-mixing MLP maps N input tokens to N output tokens through
+    W2 · GELU(W1 · x); leaving out the GELU, |W2 W1| says how much each output token draws
+    on each input token. Rows normalised to sum to 1 play the part of attention."""
+    grid, patch = patch_grid(model), int(model.stem.kernel_size[0])
+    d = patch_distances(grid, patch)
+    out = []
+    for block in model.trunk.blocks:
+        w1 = block.mlp_tokens.fc1.weight.detach().float()    # (hidden, N)
+        w2 = block.mlp_tokens.fc2.weight.detach().float()    # (N, hidden)
+        m = (w2 @ w1).abs()
+        m = m / m.sum(-1, keepdim=True).clamp(min=1e-12)
+        out.append((m * d).sum(-1).mean())
+    return torch.stack(out)
+
+
+def uniform_distance(grid: tuple[int, int], patch: int) -> float:
+    """The mean distance between two patches: what attention spread evenly would give."""
+    return float(patch_distances(grid, patch).mean())
+
+
+def is_mixer(model) -> bool:
+    return hasattr(model.trunk, "blocks") and hasattr(model.trunk.blocks[0], "mlp_tokens")
+
+
+def save_figures(path, figures: dict[str, torch.Tensor], card: dict, meta: dict) -> None:
+    import json
+
+    from safetensors.torch import save_file
+
+    from explorer.retrieval import weights_sha
+    save_file({k: v.float().contiguous() for k, v in figures.items()}, str(path),
+              metadata={"arch": card["arch"], "weights_sha256": weights_sha(card), "meta": json.dumps(meta)})
+
+
+def load_figures(path, card: dict) -> tuple[dict[str, torch.Tensor], dict] | None:
+    """The shipped figures of a checkpoint, or None if absent or made from other weights."""
+    import json
+    from pathlib import Path
+
+    from safetensors import safe_open
+
+    from explorer.retrieval import weights_sha
+    if not Path(path).exists():
+        return None
+    with safe_open(str(path), "pt") as f:
+        md = f.metadata()
+        if md.get("weights_sha256") != weights_sha(card):
+            return None
+        return {k: f.get_tensor(k) for k in f.keys()}, json.loads(md.get("meta", "{}"))
