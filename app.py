@@ -1,4 +1,5 @@
-"""vision-hist home: the timeline of vision architectures, one card per network."""
+"""vision-hist home (`streamlit run app.py`): the timeline of vision architectures, one card per
+network; `?arch=` scrolls to one. The other pages live in pages/ and share explorer/ui.py."""
 from __future__ import annotations
 
 import streamlit as st
@@ -10,34 +11,38 @@ ui.page("vision-hist", "How vision networks evolved, and what each one learned: 
 
 rows = ui.timeline()
 trained = [r for r in rows if r["trained"]]
-untrained = [r["title"] for r in rows if not r["trained"]]
-c1, c2, c3 = st.columns(3)
-c1.metric("Architectures", len(rows))
-c2.metric("Trained checkpoints", len(trained))
-c3.metric("Years covered", f"{rows[0]['year']}-{rows[-1]['year']}")
+untrained = [r for r in rows if not r["trained"]]
+st.markdown(f"**{len(rows)} architectures**, {rows[0]['year']}–{rows[-1]['year']} · "
+            f"**{len(trained)} trained checkpoints**: {', '.join(r['title'] for r in trained) or 'none yet'}")
 if untrained:
-    st.warning(f"No trained checkpoint yet for {len(untrained)} of {len(rows)} architectures: "
-               f"{', '.join(untrained)}. Their cards show shapes and costs only; "
-               "`python scripts/train.py --arch NAME` trains one.", icon=":material/warning:")
+    st.caption(f"Not trained yet ({len(untrained)}): {', '.join(r['title'] for r in untrained)}. Their cards show "
+               "structure and cost, and their Anatomy pages work; the other pages open once a checkpoint "
+               "is trained (each card gives the command).")
 
-cols = st.columns(4)
-cols[0].page_link("pages/1_Classify.py", label="Classify your own image", icon=":material/image:")
-cols[1].page_link("pages/2_Compare.py", label="Compare accuracy and cost", icon=":material/monitoring:")
-cols[2].page_link("pages/3_Filters.py", label="First-layer filters", icon=":material/grid_view:")
-cols[3].page_link("pages/4_Retrieval.py", label="fc7 retrieval", icon=":material/image_search:")
-cols = st.columns(4)
-cols[0].page_link("pages/5_SE_Excitation.py", label="SE channel weights", icon=":material/tune:")
-cols[1].page_link("pages/6_ViT_Attention.py", label="ViT attention", icon=":material/visibility:")
-cols[2].page_link("pages/7_Attributions.py", label="Captum attributions", icon=":material/explore:")
+links = [("pages/1_Classify.py", "Classify a photo", ":material/image:"),
+         ("pages/2_Compare.py", "Compare models", ":material/monitoring:"),
+         ("pages/8_Anatomy.py", "Anatomy", ":material/account_tree:"),
+         ("pages/3_Filters.py", "First-layer filters", ":material/grid_view:"),
+         ("pages/4_Retrieval.py", "fc7 retrieval", ":material/image_search:"),
+         ("pages/5_SE_Excitation.py", "SE gates", ":material/tune:"),
+         ("pages/6_ViT_Attention.py", "Attention", ":material/visibility:"),
+         ("pages/7_Attributions.py", "Attributions", ":material/explore:")]
+for i in range(0, len(links), 3):
+    cols = st.columns(3)
+    for col, (f, label, ic) in zip(cols, links[i:i + 3]):
+        col.page_link(f, label=label, icon=ic)
 
 st.header("Timeline")
+linked = ui.deep_link()
 for r in rows:
     with st.container(border=True):
+        st.subheader(f"{r['year']} · {r['title']}", anchor=r["name"])
+        if r["name"] == linked:
+            st.caption(":material/link: the card you linked to")
         left, right = st.columns([1, 4])
         with left:
-            st.subheader(str(r["year"]))
-            st.markdown(f"**{r['title']}**")
-            st.metric("Imagenette top-1", f"{r['top1']:.1f}%" if r["top1"] is not None else "not trained yet")
+            top1 = f"**{r['top1']:.1f}%** Imagenette top-1" if r["top1"] is not None else "not trained yet"
+            st.markdown(top1)
             st.caption(f"{r['params'] / 1e6:.2f}M params · {r['gmacs']:.3f} GMACs at {r['input_size']} px")
         with right:
             p = r["paper"]
@@ -55,10 +60,14 @@ for r in rows:
             if r["deviations"]:
                 with st.expander("How the explorer model differs from the paper"):
                     st.markdown("\n".join(f"- {d}" for d in r["deviations"]))
-            if r["trained"]:
-                links = st.columns(len(r["pages"]))
-                for col, (page_file, label, icon) in zip(links, r["pages"]):
-                    col.page_link(page_file, label=label, icon=icon, query_params={"arch": r["name"]})
-            else:
-                st.caption("Its pages open once it is trained: `python scripts/train.py --arch "
-                           f"{r['name']}`.")
+            cols = st.columns(3)
+            for i, (page_file, label, icon, _) in enumerate(r["pages"]):
+                cols[i % 3].page_link(page_file, label=label, icon=icon, query_params={"arch": r["name"]})
+            if not r["trained"]:
+                st.caption(f"Train it with `python scripts/train.py --arch {r['name']}` to open its other pages.")
+
+if linked in {r["name"] for r in rows}:
+    # scroll to the linked card once the page has drawn it
+    st.html(f"<script>const el = window.parent.document.getElementById({linked!r}) || "
+            f"document.getElementById({linked!r}); if (el) el.scrollIntoView({{block: 'start'}});</script>",
+            unsafe_allow_javascript=True)

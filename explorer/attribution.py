@@ -1,33 +1,62 @@
-"""Captum attributions for any model in the zoo.
+"""Captum attributions for any model in the zoo, scaled and coloured so they can be read.
 
-| method              | Captum                                   | map shown                           |
-|---------------------|------------------------------------------|-------------------------------------|
-| integrated_gradients| IntegratedGradients, 32 steps, black baseline | sum over channels of abs value |
-| smoothgrad          | NoiseTunnel(Saliency), smoothgrad, 16 samples | sum over channels of abs value |
-| occlusion           | Occlusion, quarter-image window, half stride (49 windows) | drop in the target's logit |
-| gradcam             | LayerGradCam on the last conv layer; on transformers and Mixer, on the last block's input tokens reshaped to the patch grid | ReLU of the class map, upsampled |
+| method              | Captum                                            | map (H, W)                         | sign     |
+|---------------------|---------------------------------------------------|------------------------------------|----------|
+| integrated_gradients| IntegratedGradients, 32 steps, black baseline     | sum over colour channels           | signed   |
+| smoothgrad          | NoiseTunnel(Saliency), 16 noisy copies            | sum over channels of abs(gradient) | unsigned |
+| occlusion           | Occlusion, quarter-image grey patch, half stride  | drop in the class logit            | signed   |
+| gradcam             | LayerGradCam on the last spatial feature map;     | ReLU of the class map, upsampled   | unsigned |
+|                     | on ViT and Mixer, the last block's patch tokens   |                                    |          |
 
-Every map comes back as (H, W) at the model's input size. `shared_scale` puts two models'
-maps of one method on one colour scale.
+Attribution values have no common unit across models (logits differ in scale), so each map is
+scaled to its own 99th percentile of |value| (`robust_scale`): one hot pixel can no longer
+make the rest of the map invisible. `shared=True` puts several maps on one scale instead, to
+compare magnitudes. Signed maps use a diverging colour map around zero (red: raises the class
+score, blue: lowers it); unsigned maps a sequential one from their minimum; `colorbar` draws
+the key.
 """
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from captum.attr import IntegratedGradients, LayerGradCam, NoiseTunnel, Occlusion, Saliency
 from torch import nn
 
+from explorer import zoo
 from models import data
 from models.probes import patch_grid, prefix_tokens
 
+
+@dataclass(frozen=True)
+class Method:
+    label: str
+    signed: bool
+    means: str
+
+
 METHODS = {
-    "integrated_gradients": "Integrated Gradients (32 steps)",
-    "smoothgrad": "SmoothGrad (NoiseTunnel over Saliency, 16 samples)",
-    "occlusion": "Occlusion (sliding grey patch)",
-    "gradcam": "Grad-CAM (last conv layer, or patch tokens)",
+    "integrated_gradients": Method(
+        "Integrated Gradients", True,
+        "Each pixel's share of the change in the class score between a black image and this one, accumulated "
+        "along the straight path between them (32 steps). Red pixels raise the score, blue ones lower it."),
+    "smoothgrad": Method(
+        "SmoothGrad", False,
+        "How strongly the class score reacts to each pixel (the gradient's size), averaged over 16 copies of "
+        "the image with noise added, which smooths away the gradient's speckle. Brighter: more sensitive."),
+    "occlusion": Method(
+        "Occlusion", True,
+        "How much the class score drops when a grey patch a quarter of the image wide covers each place. "
+        "Red: covering it lowers the score (the model relies on it); blue: covering it raises the score."),
+    "gradcam": Method(
+        "Grad-CAM", False,
+        "The last feature maps that still have a spatial layout, each weighted by how much the class score "
+        "depends on it; only the positive part, upsampled from that layer's own coarse grid."),
 }
+PERCENTILE = 99.0
 
 
 class ToGrid(nn.Module):
@@ -66,9 +95,34 @@ def is_token_model(model) -> bool:
     return hasattr(model.trunk, "blocks") and (hasattr(model.trunk, "patch_embed") or hasattr(model.trunk, "stem"))
 
 
-def last_conv(model) -> nn.Module:
-    convs = [m for m in model.trunk.modules() if isinstance(m, nn.Conv2d)]
-    return convs[-1]
+_POOLS = (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
+
+
+@torch.no_grad()
+def cam_layer(model, x: torch.Tensor) -> tuple[nn.Module, tuple[int, int]]:
+    """The module whose output is the network's last feature map with a spatial layout
+    (at least 2x2), not counting maps a pooling layer made: conv5's ReLU in AlexNet, layer4 in
+    a ResNet, inception5b in GoogLeNet, C3/S4 in LeNet-5 (whose C5 is 1x1). Returns it and its
+    map size."""
+    seen: list[tuple[nn.Module, torch.Tensor]] = []
+    made_by_pool: set[int] = set()
+
+    def hook(m, _i, out):
+        if isinstance(out, torch.Tensor):
+            if isinstance(m, _POOLS):
+                made_by_pool.add(id(out))
+            seen.append((m, out))
+
+    handles = [m.register_forward_hook(hook) for m in model.trunk.modules()]
+    try:
+        model(x)
+    finally:
+        for h in handles:
+            h.remove()
+    for m, out in reversed(seen):
+        if out.dim() == 4 and min(out.shape[-2:]) >= 2 and id(out) not in made_by_pool and m is not model.trunk:
+            return m, tuple(out.shape[-2:])
+    raise ValueError("this model has no spatial feature map for Grad-CAM")
 
 
 def black_baseline(model) -> torch.Tensor:
@@ -78,52 +132,108 @@ def black_baseline(model) -> torch.Tensor:
 
 
 def attribute(model, x: torch.Tensor, target: int, method: str, steps: int = 32) -> torch.Tensor:
-    """(H, W) attribution map of `target` for one normalised image x (1, C, H, W)."""
-    model.eval()
-    x = x.detach().clone()
-    size = x.shape[-2:]
-    if method == "integrated_gradients":
-        a = IntegratedGradients(model).attribute(x, baselines=black_baseline(model), target=target, n_steps=steps,
-                                                 internal_batch_size=steps)
-        m = a.abs().sum(1)[0]
-    elif method == "smoothgrad":
-        a = NoiseTunnel(Saliency(model)).attribute(x, nt_type="smoothgrad", nt_samples=16,
-                                                   nt_samples_batch_size=16, stdevs=0.15, target=target)
-        m = a.abs().sum(1)[0]
-    elif method == "occlusion":
-        w = max(4, size[-1] // 4)
-        a = Occlusion(model).attribute(x, sliding_window_shapes=(x.shape[1], w, w), strides=(x.shape[1], w // 2, w // 2),
-                                       baselines=0.0, target=target, perturbations_per_eval=32)
-        m = a.sum(1)[0]
-    elif method == "gradcam":
-        if is_token_model(model):
-            with token_grid(model) as grid:
-                cam = LayerGradCam(model, grid).attribute(x, target=target, relu_attributions=True)
-        else:
-            cam = LayerGradCam(model, last_conv(model)).attribute(x, target=target, relu_attributions=True)
-        m = F.interpolate(cam.detach(), size=size, mode="bilinear", align_corners=False)[0, 0]
-    else:
+    """(H, W) attribution map of `target` for one normalised image x (1, C, H, W); signed for
+    Integrated Gradients and Occlusion, non-negative for SmoothGrad and Grad-CAM."""
+    if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose from {list(METHODS)}")
-    model.zero_grad(set_to_none=True)
+    with zoo.using():
+        model.eval()
+        x = x.detach().clone()
+        size = x.shape[-2:]
+        if method == "integrated_gradients":
+            a = IntegratedGradients(model).attribute(x, baselines=black_baseline(model), target=target,
+                                                     n_steps=steps, internal_batch_size=steps)
+            m = a.sum(1)[0]
+        elif method == "smoothgrad":
+            a = NoiseTunnel(Saliency(model)).attribute(x, nt_type="smoothgrad", nt_samples=16,
+                                                       nt_samples_batch_size=16, stdevs=0.15, target=target)
+            m = a.abs().sum(1)[0]
+        elif method == "occlusion":
+            w = max(4, size[-1] // 4)
+            a = Occlusion(model).attribute(x, sliding_window_shapes=(x.shape[1], w, w),
+                                           strides=(x.shape[1], w // 2, w // 2), baselines=0.0, target=target,
+                                           perturbations_per_eval=32)
+            m = a.mean(1)[0]
+        else:
+            if is_token_model(model):
+                with token_grid(model) as grid:
+                    cam = LayerGradCam(model, grid).attribute(x, target=target, relu_attributions=True)
+            else:
+                layer, _ = cam_layer(model, x)
+                cam = LayerGradCam(model, layer).attribute(x, target=target, relu_attributions=True)
+            m = F.interpolate(cam.detach(), size=size, mode="bilinear", align_corners=False)[0, 0]
+        model.zero_grad(set_to_none=True)
     return m.detach().float()
 
 
-def shared_scale(maps: list[torch.Tensor], signed: bool = False) -> list[torch.Tensor]:
-    """Divide every map by the largest magnitude among them: one colour scale for all."""
-    top = max(float(m.abs().max()) for m in maps) or 1.0
-    return [(m / top) if signed else (m.clamp(min=0) / top) for m in maps]
+def gradcam_grid(model, x: torch.Tensor) -> tuple[int, int]:
+    """The resolution Grad-CAM works at for this model (shown beside its map)."""
+    if is_token_model(model):
+        return patch_grid(model)
+    with zoo.using():
+        return cam_layer(model, x)[1]
 
 
-def overlay(image_u8, heat: torch.Tensor, alpha: float = 0.55):
-    """Blend a [0, 1] (or [-1, 1]) heat map over an (H, W, 3) uint8 image; returns uint8."""
-    import numpy as np
+def robust_max(m: torch.Tensor) -> float:
+    """The 99th percentile of |m| (falling back to the max when most of the map is zero)."""
+    a = m.abs().flatten().float()
+    v = float(torch.quantile(a, PERCENTILE / 100)) if a.numel() else 0.0
+    return v if v > 0 else float(a.max()) if a.numel() else 0.0
+
+
+def robust_scale(maps: list[torch.Tensor], shared: bool = False,
+                 signed: bool = True) -> tuple[list[torch.Tensor], list[tuple[float, float]]]:
+    """Maps on a readable colour scale, and the (low, high) value each one's scale spans.
+
+    Signed maps are divided by their 99th percentile of |value| and clipped to [-1, 1], so zero
+    stays the midpoint. Unsigned maps are stretched from their minimum (no colour) to their
+    99th percentile (full colour), as Grad-CAM is usually drawn: a map that is positive
+    everywhere (LeNet-5's 5x5 Grad-CAM) would otherwise paint the whole image. `shared` gives
+    every map the widest span among them, so strengths compare across models."""
+    if signed:
+        spans = [(0.0, robust_max(m)) for m in maps]
+    else:
+        spans = [(float(m.min()), robust_max(m)) for m in maps]
+    if shared:
+        spans = [(min(lo for lo, _ in spans), max(hi for _, hi in spans))] * len(maps)
+    out = []
+    for m, (lo, hi) in zip(maps, spans):
+        if hi - lo <= 0:
+            out.append(torch.zeros_like(m))
+        elif signed:
+            out.append((m / hi).clamp(-1, 1))
+        else:
+            out.append(((m - lo) / (hi - lo)).clamp(0, 1))
+    return out, spans
+
+
+def _cmap(signed: bool):
+    import matplotlib
+    return matplotlib.colormaps["RdBu_r" if signed else "inferno"]
+
+
+def overlay(image_u8: np.ndarray, heat: torch.Tensor, signed: bool, alpha: float = 0.75) -> np.ndarray:
+    """A scaled map ([-1, 1] signed, [0, 1] unsigned) coloured and laid over a grey copy of the
+    image; where the map is near zero the photo shows through. Returns (H, W, 3) uint8."""
     h = heat.clamp(-1, 1).numpy()
-    rgb = np.zeros(h.shape + (3,), dtype=np.float32)
-    pos, neg = np.clip(h, 0, 1), np.clip(-h, 0, 1)
-    rgb[..., 0] = pos                    # red for evidence for the class
-    rgb[..., 1] = 0.25 * pos
-    rgb[..., 2] = neg                    # blue for evidence against (occlusion)
-    strength = np.maximum(pos, neg)[..., None]
-    base = image_u8.astype(np.float32) / 255
-    out = base * (1 - alpha * strength) + rgb * alpha * strength
+    rgb = _cmap(signed)((h + 1) / 2 if signed else h)[..., :3]
+    strength = (np.abs(h) if signed else h)[..., None]
+    img = image_u8.astype(np.float32) / 255
+    if img.ndim == 2:
+        img = img[..., None]
+    grey = img.mean(-1, keepdims=True).repeat(3, -1) if img.shape[-1] in (1, 3) else img
+    out = grey * (1 - alpha * strength) + rgb * alpha * strength
     return (out.clip(0, 1) * 255).astype(np.uint8)
+
+
+def colorbar(signed: bool, width: int = 256, height: int = 12) -> np.ndarray:
+    """The colour key as an image: left to right from -1 (or 0) to +1."""
+    v = np.linspace(0, 1, width)
+    strip = _cmap(signed)(v)[..., :3]
+    return (np.repeat(strip[None], height, 0) * 255).astype(np.uint8)
+
+
+def coverage(scaled: torch.Tensor, threshold: float = 0.1) -> float:
+    """Share of pixels whose scaled |value| exceeds `threshold`: near 0 is an empty-looking map,
+    near 1 a map painted in one colour."""
+    return float((scaled.abs() > threshold).float().mean())

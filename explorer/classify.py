@@ -1,10 +1,15 @@
-"""Classify one image with many models: top-k, latency, the tensor each model saw, agreement."""
+"""Classify one image with many models: top-k, the tensor each model saw, agreement, the
+models x classes probability matrix, and what a corruption does to every model's answer.
+
+Latency is not measured here: a single timed call on a shared server says more about what
+else the server was doing than about the model. The app shows the per-process measurement
+of `explorer.zoo.latencies` instead, the same number everywhere.
+"""
 from __future__ import annotations
 
 import csv
 import io
 import json
-import time
 from collections import Counter
 from dataclasses import dataclass
 
@@ -12,6 +17,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from explorer import robustness, zoo
 from models import data
 
 
@@ -20,12 +26,23 @@ class Result:
     arch: str
     title: str
     top: list[tuple[str, float]]   # (class name, probability), best first
-    latency_ms: float               # the forward pass alone, batch of one
+    probs: list[float]             # every class, in data.NAMES order
     input_size: int
     in_chans: int
 
 
-def classify(loaded: dict, image: Image.Image, k: int = 5) -> tuple[list[Result], dict]:
+def model_input(image: Image.Image, size: int, in_chans: int, corruption: str | None = None,
+                severity: int = 0) -> torch.Tensor:
+    """The (1, C, size, size) tensor a model sees, with an optional corruption applied to the
+    evaluation square before the centre crop (as scripts/robustness.py does on val)."""
+    sq = torch.from_numpy(data.to_square_uint8(image, data.eval_store_size(size))).permute(2, 0, 1)[None]
+    if corruption and severity:
+        sq = robustness.corrupt(sq, corruption, severity, seeds=[0])
+    return data.normalize(data.center_crop(sq, size), in_chans)
+
+
+def classify(loaded: dict, image: Image.Image, k: int = 5, corruption: str | None = None,
+             severity: int = 0) -> tuple[list[Result], dict]:
     """Every model's top-k for one RGB image.
 
     Returns (results in zoo order, {(size, chans): input tensor}); the tensor is built once
@@ -33,26 +50,24 @@ def classify(loaded: dict, image: Image.Image, k: int = 5) -> tuple[list[Result]
     """
     inputs: dict[tuple[int, int], torch.Tensor] = {}
     results = []
-    with torch.inference_mode():
+    with zoo.using(), torch.inference_mode():
         for arch, (model, card) in loaded.items():
             key = (model.input_size, model.in_chans)
             if key not in inputs:
-                inputs[key] = data.preprocess(image, *key)
-            t0 = time.perf_counter()
+                inputs[key] = model_input(image, *key, corruption, severity)
             probs = model(inputs[key]).float().softmax(-1)[0]
-            dt = (time.perf_counter() - t0) * 1000
             names = [c["name"] for c in card.get("classes", [])] or data.NAMES
             p, i = probs.topk(min(k, len(probs)))
-            results.append(Result(arch, card.get("title", arch), [(names[j], float(q)) for q, j in
-                                                                 zip(p.tolist(), i.tolist())],
-                                  round(dt, 2), model.input_size, model.in_chans))
+            results.append(Result(arch, card.get("title", arch),
+                                  [(names[j], float(q)) for q, j in zip(p.tolist(), i.tolist())],
+                                  [float(v) for v in probs.tolist()], model.input_size, model.in_chans))
     return results, inputs
 
 
 def agreement(results: list[Result]) -> dict:
     """How far the models agree on their top-1 answer."""
     if not results:
-        return {"label": None, "votes": 0, "models": 0, "agree": [], "disagree": []}
+        return {"label": None, "votes": 0, "models": 0, "agree": [], "disagree": [], "counts": {}}
     votes = Counter(r.top[0][0] for r in results)
     label, n = votes.most_common(1)[0]
     return {
@@ -63,12 +78,27 @@ def agreement(results: list[Result]) -> dict:
     }
 
 
-def to_rows(image_name: str, results: list[Result]) -> list[dict]:
+def matrix_rows(results: list[Result], years: dict[str, int] | None = None) -> list[dict]:
+    """Long rows (model, class, probability, is top-1) for a models x classes heat map."""
+    out = []
+    for r in results:
+        label = f"{r.title} ({years[r.arch]})" if years and r.arch in years else r.title
+        best = int(np.argmax(r.probs))
+        for c, p in enumerate(r.probs):
+            out.append({"model": label, "arch": r.arch, "class": data.NAMES[c], "probability": p,
+                        "percent": round(100 * p), "top1": c == best})
+    return out
+
+
+def to_rows(image_name: str, results: list[Result], latency_ms: dict[str, float] | None = None,
+            corruption: str = "clean") -> list[dict]:
+    """The table the downloads export: what the page shows, nothing recomputed."""
     rows = []
     for r in results:
         for rank, (label, p) in enumerate(r.top, 1):
-            rows.append({"image": image_name, "model": r.arch, "rank": rank, "class": label,
-                         "probability": round(p, 6), "latency_ms": r.latency_ms})
+            rows.append({"image": image_name, "corruption": corruption, "model": r.arch, "rank": rank,
+                         "class": label, "probability": round(p, 6),
+                         "latency_ms": (latency_ms or {}).get(r.arch)})
     return rows
 
 
@@ -83,6 +113,23 @@ def to_csv(rows: list[dict]) -> str:
 
 def to_json(rows: list[dict]) -> str:
     return json.dumps(rows, indent=1)
+
+
+def severity_sweep(loaded: dict, image: Image.Image, corruption: str) -> list[dict]:
+    """Every model's top-1 at severities 0 (clean) to 3 of one corruption, and how much
+    probability it still gives the class it chose on the clean image."""
+    out, clean = [], {}
+    for sev in (0, *robustness.SEVERITIES):
+        results, _ = classify(loaded, image, k=1, corruption=corruption, severity=sev)
+        for r in results:
+            if sev == 0:
+                clean[r.arch] = int(np.argmax(r.probs))
+            c = clean[r.arch]
+            out.append({"model": r.title, "arch": r.arch, "severity": sev,
+                        "answer": r.top[0][0], "confidence": r.top[0][1],
+                        "clean answer kept": r.top[0][0] == data.NAMES[c],
+                        "p(clean answer)": r.probs[c]})
+    return out
 
 
 def tensor_preview(x: torch.Tensor) -> np.ndarray:

@@ -1,28 +1,11 @@
-"""Model comparison: measured latency, accuracy-vs-cost rows, per-class and confusion tables,
-and the val images two models disagree on."""
+"""Model comparison: accuracy-vs-cost rows, per-class and confusion tables, and the val images
+two models disagree on. (Latency is measured once per server by `explorer.zoo.latencies`.)"""
 from __future__ import annotations
 
-import statistics
-import time
 from pathlib import Path
 
-import torch
-
-from models import data
+from models import data, get_spec
 from models.cost import arch_cost
-
-
-def latency_ms(model, repeats: int = 7, warmup: int = 2) -> float:
-    """Median wall time of one batch-of-one forward pass on this machine's CPU."""
-    x = torch.zeros(1, model.in_chans, model.input_size, model.input_size)
-    times = []
-    with torch.inference_mode():
-        for i in range(warmup + repeats):
-            t0 = time.perf_counter()
-            model(x)
-            if i >= warmup:
-                times.append((time.perf_counter() - t0) * 1000)
-    return round(statistics.median(times), 2)
 
 
 def scatter_rows(loaded: dict, latencies: dict[str, float]) -> list[dict]:
@@ -32,7 +15,7 @@ def scatter_rows(loaded: dict, latencies: dict[str, float]) -> list[dict]:
         if "val_top1" not in m:
             continue
         cost = arch_cost(arch)
-        rows.append({"model": card.get("title", arch), "arch": arch, "year": card.get("year"),
+        rows.append({"model": card.get("title", arch), "arch": arch, "year": get_spec(arch).year,
                      "params_M": cost["params"] / 1e6, "gmacs": cost["gmacs"],
                      "latency_ms": latencies.get(arch), "top1": m["val_top1"], "top5": m["val_top5"],
                      "epochs": card.get("epochs"), "hardware": card.get("hardware")})

@@ -7,6 +7,7 @@ Nothing here raises anything but `ImageError` for bad input.
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import warnings
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ class LoadedImage:
     name: str
     image: Image.Image                  # RGB, EXIF-rotated
     notes: list[str] = field(default_factory=list)  # what was done to it, for the user
+    digest: str = ""                    # sha1 of the uploaded bytes: a cache key for results
 
 
 def load_image(raw: bytes, name: str = "image") -> LoadedImage:
@@ -72,7 +74,7 @@ def load_image(raw: bytes, name: str = "image") -> LoadedImage:
     except Exception as e:  # noqa: BLE001 -- a decoder bug must still not reach the page as a traceback
         raise ImageError(f"{name} could not be read as an image ({type(e).__name__}).") from None
     try:
-        return LoadedImage(name, _to_rgb(im, notes), notes)
+        return LoadedImage(name, _to_rgb(im, notes), notes, hashlib.sha1(raw).hexdigest())
     except Exception as e:  # noqa: BLE001
         raise ImageError(f"{name} has a pixel format this app cannot convert ({im.mode}, "
                          f"{type(e).__name__}).") from None

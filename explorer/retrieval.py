@@ -48,7 +48,7 @@ class Index:
 
 
 class RetrievalError(Exception):
-    """The index cannot be used; str(e) says why and how to rebuild it."""
+    """The index cannot be used; str(e) says why and how to rebuild it (and names no path)."""
 
 
 def save_gallery(path: Path, thumbs: torch.Tensor, labels: torch.Tensor, files: list[str], quality: int = 85) -> None:
@@ -65,7 +65,7 @@ def save_gallery(path: Path, thumbs: torch.Tensor, labels: torch.Tensor, files: 
 
 def load_gallery(path: Path) -> Gallery:
     if not path.exists():
-        raise RetrievalError(f"No retrieval gallery at {path}; build it with `python scripts/build_index.py`.")
+        raise RetrievalError("No retrieval gallery is shipped; build it with `python scripts/build_index.py`.")
     with safe_open(str(path), "pt") as f:
         raw, off = f.get_tensor("jpeg").numpy(), f.get_tensor("offsets").tolist()
         labels, files = f.get_tensor("labels"), json.loads(f.metadata()["files"])
@@ -81,15 +81,16 @@ def save_index(path: Path, arch: str, feats: torch.Tensor, weights_sha256: str, 
 def load_index(path: Path, card: dict) -> Index:
     """The index of a checkpoint, refused if it was built from other weights."""
     if not path.exists():
-        raise RetrievalError(f"No retrieval index for {card['arch']} at {path}; build it with "
-                          f"`python scripts/build_index.py --arch {card['arch']}`.")
+        raise RetrievalError(f"{card.get('title', card['arch'])} has no retrieval index yet; build it with "
+                             f"`python scripts/build_index.py --arch {card['arch']}`.")
     with safe_open(str(path), "pt") as f:
         md = f.metadata()
         feats = f.get_tensor("feats").float()
     want = weights_sha(card)
     if md.get("arch") != card["arch"] or md.get("weights_sha256") != want:
-        raise RetrievalError(f"{path} was built from other weights than the shipped {card['arch']} checkpoint; "
-                          f"rebuild it with `python scripts/build_index.py --arch {card['arch']}`.")
+        raise RetrievalError(f"{card.get('title', card['arch'])}'s retrieval index was built from other weights "
+                             f"than its checkpoint; rebuild it with `python scripts/build_index.py --arch "
+                             f"{card['arch']}`.")
     return Index(card["arch"], feats, want, json.loads(md.get("meta", "{}")))
 
 

@@ -1,23 +1,67 @@
-"""Streamlit glue shared by the pages: cached zoo loading and the common widgets.
+"""Streamlit glue shared by the pages: navigation, cached zoo loading and the common widgets.
 
 The only module of `explorer/` that imports Streamlit; everything it shows is computed by
 the Streamlit-free modules beside it, which the tests exercise directly.
 """
 from __future__ import annotations
 
+import functools
+
+import numpy as np
 import streamlit as st
+from PIL import Image
 
 from explorer import zoo
-from explorer.compare import latency_ms
 from explorer.images import UPLOAD_TYPES, ImageError, LoadedImage, load_image
+
+DEFAULT_SAMPLE = "golf_ball-1.jpg"
+
+# --- navigation ------------------------------------------------------------------------
+
+
+@functools.cache
+def icon():
+    """The favicon, drawn here (a 3x3 grid of first-layer-filter-like tiles), so the browser
+    never asks a font server for one."""
+    tiles = [(214, 69, 65), (240, 173, 78), (92, 184, 92), (66, 139, 202), (120, 120, 120),
+             (153, 102, 204), (240, 173, 78), (66, 139, 202), (214, 69, 65)]
+    img = np.full((48, 48, 3), 255, dtype=np.uint8)
+    for i, c in enumerate(tiles):
+        r, k = divmod(i, 3)
+        img[2 + r * 15: 2 + r * 15 + 14, 2 + k * 15: 2 + k * 15 + 14] = c
+    return Image.fromarray(img)
+
+
+NAV = {
+    "": [("app.py", "Home", ":material/home:")],
+    "Explore": [("pages/1_Classify.py", "Classify", ":material/image:"),
+                ("pages/2_Compare.py", "Compare", ":material/monitoring:"),
+                ("pages/8_Anatomy.py", "Anatomy", ":material/account_tree:")],
+    "Inside the networks": [(f, label, ic) for f, (label, ic, _, _) in zoo.PAGES.items()
+                            if f not in ("pages/1_Classify.py", "pages/8_Anatomy.py")],
+}
+
+
+def sidebar() -> None:
+    """The navigation, drawn here (Streamlit's own list would name the home page "app")."""
+    with st.sidebar:
+        for section, links in NAV.items():
+            if section:
+                st.caption(section)
+            for f, label, ic in links:
+                st.page_link(f, label=label, icon=ic)
 
 
 def page(title: str, blurb: str = "") -> None:
-    st.set_page_config(page_title=f"{title} · vision-hist", page_icon=":material/history_edu:", layout="wide")
+    st.set_page_config(page_title=f"{title} · vision-hist" if title != "vision-hist" else title,
+                       page_icon=icon(), layout="wide")
+    sidebar()
     st.title(title)
     if blurb:
         st.caption(blurb)
 
+
+# --- the zoo, once per server ----------------------------------------------------------
 
 @st.cache_resource(show_spinner="Loading every trained model (once per server)...")
 def loaded_zoo():
@@ -30,10 +74,11 @@ def timeline():
     return zoo.timeline()
 
 
-@st.cache_data(show_spinner="Timing every model on this CPU (once per server)...")
-def latencies() -> dict[str, float]:
+@st.cache_resource(show_spinner="Timing every model once on this server's CPU (median of 9 warm runs)...")
+def latencies() -> dict:
+    """Measured once per server process, then the same numbers everywhere (see zoo.latencies)."""
     loaded, _ = loaded_zoo()
-    return {arch: latency_ms(model) for arch, (model, _) in loaded.items()}
+    return zoo.latencies(loaded)
 
 
 def zoo_or_stop(nothing: str):
@@ -41,18 +86,17 @@ def zoo_or_stop(nothing: str):
     loaded, missing = loaded_zoo()
     if not loaded:
         st.error(f"No trained checkpoints are installed, so {nothing}. Train one with "
-                 "`python scripts/train.py --arch resnet18`.")
+                 "`python scripts/train.py --arch resnet18`.", icon=":material/block:")
         st.stop()
-    missing_note(missing)
     return loaded, missing
 
 
-def missing_note(missing: dict[str, str]) -> None:
+def zoo_note(loaded: dict, missing: dict) -> None:
+    """One line under a model picker: how many models are shown, and why not the others."""
     if missing:
-        from models import get_spec
-        names = ", ".join(get_spec(a).title for a in missing)
-        st.info(f"Not trained yet, so not shown: {names}. Each trains with "
-                f"`python scripts/train.py --arch NAME` (see the README).", icon=":material/info:")
+        st.caption(f"{len(loaded)} of {len(loaded) + len(missing)} architectures have a trained checkpoint; "
+                   f"the other {len(missing)} appear here once trained (Home lists them, with the command "
+                   "that trains each).")
 
 
 def applicable(loaded: dict, keep, why_not: str) -> dict:
@@ -64,57 +108,94 @@ def applicable(loaded: dict, keep, why_not: str) -> dict:
     return ok
 
 
-def pick_models(loaded: dict, key: str, label: str = "Models", default_count: int | None = None,
+def title_of(loaded: dict, arch: str) -> str:
+    return loaded[arch][1].get("title", arch) if arch in loaded else arch
+
+
+def deep_link() -> str | None:
+    return st.query_params.get("arch")
+
+
+def pick_models(loaded: dict, key: str, label: str = "Models", default: list[str] | None = None,
                 max_selections: int | None = None) -> list[str]:
-    """A multiselect of loaded models; default: the ?arch= deep link, else the first
-    `default_count` (all when None)."""
+    """A multiselect of loaded models; the ?arch= deep link is selected first."""
     options = list(loaded)
     if not options:
         return []
-    preset = st.query_params.get("arch")
-    default = [preset] if preset in options else options[:default_count]
+    chosen = list(default if default is not None else options)
+    link = deep_link()
+    if link in options:
+        chosen = [link] + [a for a in chosen if a != link]
     if max_selections:
-        default = default[:max_selections]
-    return st.multiselect(label, options, default=default, key=key, max_selections=max_selections,
-                          format_func=lambda a: loaded[a][1].get("title", a))
+        chosen = chosen[:max_selections]
+    return st.multiselect(label, options, default=[a for a in chosen if a in options], key=key,
+                          max_selections=max_selections, format_func=lambda a: title_of(loaded, a))
 
 
-def pick_one_model(loaded: dict, key: str, label: str = "Model", prefer=None) -> str | None:
+def pick_one_model(loaded: dict, key: str, label: str = "Model", prefer=None, anatomy_link: bool = True) -> str | None:
+    """A selectbox of loaded models: the ?arch= deep link, else `prefer`, else the first. The
+    choice is written back to the address bar, so the page's URL is a permalink."""
     options = list(loaded)
     if not options:
         return None
-    preset = st.query_params.get("arch")
-    index = options.index(preset) if preset in options else (options.index(prefer) if prefer in options else 0)
-    return st.selectbox(label, options, index=index, key=key, format_func=lambda a: loaded[a][1].get("title", a))
+    link = deep_link()
+    index = options.index(link) if link in options else (options.index(prefer) if prefer in options else 0)
+    arch = st.selectbox(label, options, index=index, key=key, format_func=lambda a: title_of(loaded, a))
+    if arch != link:
+        st.query_params["arch"] = arch
+    if anatomy_link:
+        anatomy(arch, title_of(loaded, arch))
+    return arch
 
 
-def image_inputs(key: str, multiple: bool = True) -> list[LoadedImage]:
-    """Uploaded images and/or shipped samples, decoded safely; bad files get a message each."""
-    samples = zoo.sample_images()
-    cols = st.columns([3, 2])
-    with cols[0]:
-        ups = st.file_uploader("Upload images" if multiple else "Upload an image", type=UPLOAD_TYPES,
-                               accept_multiple_files=multiple, key=f"{key}-upload",
-                               help="JPEG, PNG, WebP, BMP, TIFF or GIF (first frame), up to 20 MB.")
-    with cols[1]:
-        names = [p.name for p in samples]
+def anatomy(arch: str, title: str) -> None:
+    st.page_link("pages/8_Anatomy.py", label=f"Anatomy of {title}", icon=":material/account_tree:",
+                 query_params={"arch": arch})
+
+
+# --- images ----------------------------------------------------------------------------
+
+def image_inputs(key: str, multiple: bool = True, default: list[str] | None = None) -> list[LoadedImage]:
+    """Images from the shipped samples or the user's upload, decoded safely.
+
+    The source is an explicit choice: a page shows a preselected sample on a first visit, and
+    an upload that is refused says why and shows nothing else -- a sample never stands in
+    for a rejected upload."""
+    samples = [p.name for p in zoo.sample_images()]
+    default = [d for d in (default or [DEFAULT_SAMPLE]) if d in samples] or samples[:1]
+    source = st.radio("Image source", ["Sample images", "Your upload"], horizontal=True, key=f"{key}-source",
+                      help="Samples are Imagenette val images shipped with the app.")
+    out: list[LoadedImage] = []
+    if source == "Sample images":
         if multiple:
-            chosen = st.multiselect("...or pick samples (Imagenette val)", names, key=f"{key}-samples")
+            chosen = st.multiselect("Samples (Imagenette val)", samples, default=default, key=f"{key}-samples")
         else:
-            pick = st.selectbox("...or pick a sample (Imagenette val)", names, key=f"{key}-samples",
-                                disabled=bool(ups), help="Used when nothing is uploaded.")
-            chosen = [] if ups or pick is None else [pick]
-    files = ([ups] if ups and not multiple else list(ups or []))
-    out = []
+            chosen = [st.selectbox("Sample (Imagenette val)", samples, index=samples.index(default[0]),
+                                   key=f"{key}-samples")]
+        for name in chosen:
+            try:
+                out.append(load_image((zoo.SAMPLES / name).read_bytes(), name))
+            except (ImageError, OSError) as e:
+                st.error(str(e), icon=":material/block:")
+        if not out:
+            st.info("Pick at least one sample.", icon=":material/info:")
+        return out
+    ups = st.file_uploader("Upload images" if multiple else "Upload an image", type=UPLOAD_TYPES,
+                           accept_multiple_files=multiple, key=f"{key}-upload",
+                           help="JPEG, PNG, WebP, BMP, TIFF or GIF (first frame), up to 20 MB each.")
+    files = list(ups or []) if multiple else ([ups] if ups else [])
     for f in files:
         try:
             out.append(load_image(f.getvalue(), f.name))
         except ImageError as e:
             st.error(str(e), icon=":material/block:")
-    for name in chosen:
-        p = zoo.SAMPLES / name
-        try:
-            out.append(load_image(p.read_bytes(), name))
-        except (ImageError, OSError) as e:
-            st.error(str(e), icon=":material/block:")
+    if not out:
+        st.info(("Nothing to show until an image is accepted. " if files else "Upload an image to start. ")
+                + "Files up to 20 MB are read here; the browser refuses files over 200 MB before they "
+                "reach the app (a red mark on the file).", icon=":material/upload:")
     return out if multiple else out[:1]
+
+
+def show_notes(item: LoadedImage) -> None:
+    for note in item.notes:
+        st.caption(f"Note: {note}.")

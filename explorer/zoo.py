@@ -1,63 +1,102 @@
-"""The zoo as the app sees it: which checkpoints exist, loading them, the timeline's facts."""
+"""The zoo as the app sees it: which checkpoints exist, loading them, the timeline's facts,
+and the one lock that makes sharing them between sessions safe.
+
+Every Streamlit session runs its script in its own thread, while the models are loaded once
+per server and shared. Several probes change a model for the length of a call: Captum and
+the token Grad-CAM register hooks, attention capture switches fused attention off. Another
+session's forward pass through the same model at that moment would run those hooks in the
+wrong thread (an inference-mode tensor meeting autograd: an exception box). So every use of
+a shared model holds `LOCK` (`with zoo.using():`); on a 2-core machine the models run one at
+a time anyway, so serialising them costs nothing.
+"""
 from __future__ import annotations
 
+import contextlib
 import csv
+import ctypes
 import os
+import platform
+import statistics
+import threading
+import time
 from pathlib import Path
 
 import torch
 
 import models
-from models.checkpoint import CheckpointError, available
+from models.checkpoint import CheckpointError, read_card
 from models.cost import arch_cost
 
 REPO = Path(__file__).resolve().parent.parent
 CHECKPOINTS = Path(os.environ.get("VH_CHECKPOINTS", REPO / "checkpoints"))
 SAMPLES = REPO / "samples"
+LOCK = threading.RLock()
 
-# page file -> (label, icon, which models it applies to: "all", "se" or "attention")
+# page file -> (label, icon, which models it applies to: "all", "se" or "attention", url path)
 PAGES = {
-    "pages/1_Classify.py": ("Classify", ":material/image:", "all"),
-    "pages/3_Filters.py": ("Filters", ":material/grid_view:", "all"),
-    "pages/4_Retrieval.py": ("Retrieval", ":material/image_search:", "all"),
-    "pages/5_SE_Excitation.py": ("SE weights", ":material/tune:", "se"),
-    "pages/6_ViT_Attention.py": ("Attention", ":material/visibility:", "attention"),
-    "pages/7_Attributions.py": ("Attributions", ":material/explore:", "all"),
+    "pages/1_Classify.py": ("Classify", ":material/image:", "all", "Classify"),
+    "pages/8_Anatomy.py": ("Anatomy", ":material/account_tree:", "any", "Anatomy"),
+    "pages/3_Filters.py": ("Filters", ":material/grid_view:", "all", "Filters"),
+    "pages/4_Retrieval.py": ("Retrieval", ":material/image_search:", "all", "Retrieval"),
+    "pages/5_SE_Excitation.py": ("SE weights", ":material/tune:", "se", "SE_Excitation"),
+    "pages/6_ViT_Attention.py": ("Attention", ":material/visibility:", "attention", "ViT_Attention"),
+    "pages/7_Attributions.py": ("Attributions", ":material/explore:", "all", "Attributions"),
 }
 
 
-def pages_for(arch: str) -> list[tuple[str, str, str]]:
-    """(page file, label, icon) of every page that shows this architecture's insides."""
+@contextlib.contextmanager
+def using():
+    """Hold the zoo for one use of a shared model (forward pass, probe, attribution)."""
+    with LOCK:
+        yield
+
+
+def release_memory() -> None:
+    """Hand freed heap pages back to the system (glibc keeps them otherwise)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+def pages_for(arch: str, trained: bool = True) -> list[tuple[str, str, str, str]]:
+    """(page file, label, icon, url path) of every page that applies to this architecture."""
     from models.probes import attention_modules, se_modules
     with torch.device("meta"):  # structure only
         m = models.create(arch)
-    has = {"all": True, "se": bool(se_modules(m)), "attention": bool(attention_modules(m))}
-    return [(f, label, icon) for f, (label, icon, needs) in PAGES.items() if has[needs]]
+    has = {"any": True, "all": trained, "se": trained and bool(se_modules(m)),
+           "attention": trained and bool(attention_modules(m))}
+    return [(f, label, icon, url) for f, (label, icon, needs, url) in PAGES.items() if has[needs]]
 
 
-def status(checkpoints_dir: Path = CHECKPOINTS) -> dict[str, str | None]:
-    """arch -> None if a checkpoint card is present and consistent, else why not."""
-    return available(checkpoints_dir)
-
-
-def load_all(checkpoints_dir: Path = CHECKPOINTS, archs: list[str] | None = None):
-    """({arch: (model, card)}, {arch: reason}) for every (or each named) architecture.
-
-    A missing or broken checkpoint never stops the others from loading.
-    """
-    torch.set_grad_enabled(False)
-    loaded, missing = {}, {}
+def status(checkpoints_dir: Path | None = None) -> dict[str, str | None]:
+    """arch -> None if its checkpoint card reads cleanly, else why not (no server path)."""
+    out = {}
     for spec in models.list_architectures():
-        if archs is not None and spec.name not in archs:
-            continue
         try:
-            loaded[spec.name] = models.load(spec.name, checkpoints_dir)
+            read_card(spec.name, checkpoints_dir or CHECKPOINTS)
+            out[spec.name] = None
         except CheckpointError as e:
-            missing[spec.name] = str(e)
+            out[spec.name] = f"{spec.title}: {e.public}"
+    return out
+
+
+def load_all(checkpoints_dir: Path | None = None, archs: list[str] | None = None):
+    """({arch: (model, card)}, {arch: why it is missing}) for every (or each named)
+    architecture. A missing or broken checkpoint never stops the others from loading;
+    the reasons name no server path."""
+    loaded, missing = {}, {}
+    with LOCK:
+        for spec in models.list_architectures():
+            if archs is not None and spec.name not in archs:
+                continue
+            try:
+                loaded[spec.name] = models.load(spec.name, checkpoints_dir or CHECKPOINTS)
+            except CheckpointError as e:
+                missing[spec.name] = f"{spec.title}: {e.public}"
+        release_memory()
     return loaded, missing
 
 
-def timeline(checkpoints_dir: Path = CHECKPOINTS) -> list[dict]:
+def timeline(checkpoints_dir: Path | None = None) -> list[dict]:
     """One row per architecture in historical order, with the predecessor it improved on."""
     rows, prev = [], None
     st = status(checkpoints_dir)
@@ -65,34 +104,72 @@ def timeline(checkpoints_dir: Path = CHECKPOINTS) -> list[dict]:
         cost = arch_cost(spec.name)
         top1 = None
         if st[spec.name] is None:
-            top1 = models.read_card(spec.name, checkpoints_dir).get("metrics", {}).get("val_top1")
+            top1 = read_card(spec.name, checkpoints_dir or CHECKPOINTS).get("metrics", {}).get("val_top1")
         rows.append({
             "name": spec.name, "title": spec.title, "year": spec.year, "paper": spec.paper,
             "key_idea": spec.key_idea, "changed": spec.changed, "predecessor": prev,
             "params": cost["params"], "gmacs": cost["gmacs"], "input_size": cost["input_size"],
             "reported": spec.reported, "top1": top1, "trained": st[spec.name] is None,
             "deviations": spec.presets["explorer"].deviations, "penultimate": spec.penultimate,
-            "pages": pages_for(spec.name),
+            "pages": pages_for(spec.name, trained=st[spec.name] is None),
         })
         prev = spec.title
     return rows
 
 
-def training_curves(checkpoints_dir: Path = CHECKPOINTS) -> list[dict]:
+def training_curves(checkpoints_dir: Path | None = None) -> list[dict]:
     """Long-format rows (arch, epoch, metric, value) from every shipped metrics.csv."""
     out = []
     for spec in models.list_architectures():
-        f = Path(checkpoints_dir) / spec.name / "metrics.csv"
+        f = Path(checkpoints_dir or CHECKPOINTS) / spec.name / "metrics.csv"
         if not f.exists():
             continue
         with open(f) as fh:
             for r in csv.DictReader(fh):
                 for metric in ("train_loss", "train_acc", "val_top1", "val_top5", "lr", "img_s"):
                     if r.get(metric) not in (None, ""):
-                        out.append({"model": spec.title, "epoch": int(r["epoch"]), "metric": metric,
-                                    "value": float(r[metric])})
+                        out.append({"model": spec.title, "arch": spec.name, "epoch": int(r["epoch"]),
+                                    "metric": metric, "value": float(r[metric])})
     return out
 
 
 def sample_images() -> list[Path]:
     return sorted(p for p in SAMPLES.glob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".webp"))
+
+
+# --- latency ---------------------------------------------------------------------------
+
+LATENCY_SAMPLE = "golf_ball-1.jpg"
+LATENCY_RUNS, LATENCY_WARMUP = 9, 3
+
+
+def latencies(loaded: dict) -> dict:
+    """Each model's forward pass on one image (batch of one), timed on this server's CPU.
+
+    Every model sees the same photo (a shipped sample), preprocessed for its input size;
+    each is warmed up with 3 passes and timed as the median of 9, one model at a time
+    while holding the zoo, so no other session's work lands inside a measurement.
+    Returns {"ms": {arch: median ms}, "spread": {arch: (min, max)}, "note": how it was measured}.
+    """
+    from PIL import Image
+
+    from models import data
+    with Image.open(SAMPLES / LATENCY_SAMPLE) as im:
+        image = im.convert("RGB")
+    ms, spread = {}, {}
+    with LOCK, torch.inference_mode():
+        for arch, (model, _) in loaded.items():
+            x = data.preprocess(image, model.input_size, model.in_chans)
+            times = []
+            for i in range(LATENCY_WARMUP + LATENCY_RUNS):
+                t0 = time.perf_counter()
+                model(x)
+                if i >= LATENCY_WARMUP:
+                    times.append((time.perf_counter() - t0) * 1000)
+            ms[arch] = round(statistics.median(times), 2)
+            spread[arch] = (round(min(times), 2), round(max(times), 2))
+        release_memory()
+    note = (f"median of {LATENCY_RUNS} warm runs (after {LATENCY_WARMUP} warm-up runs), batch of one, "
+            f"{torch.get_num_threads()} threads on this server's CPU ({os.cpu_count()} cores, "
+            f"{platform.machine()}), measured once per server process at {time.strftime('%H:%M:%S')}")
+    return {"ms": ms, "spread": spread, "note": note}

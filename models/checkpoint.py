@@ -33,7 +33,16 @@ CARD = "card.json"
 
 
 class CheckpointError(Exception):
-    """A checkpoint that cannot be used; str(e) is one sentence naming the file and the fix."""
+    """A checkpoint that cannot be used.
+
+    str(e) is one sentence naming the file and the fix (for the command line and logs);
+    `e.public` says the same without any server path (for the app), and `e.absent` is True
+    when there simply is no checkpoint yet (as opposed to a broken one)."""
+
+    def __init__(self, message: str, public: str = "", absent: bool = False):
+        super().__init__(message)
+        self.public = public or "its checkpoint could not be verified; restore it from git or re-export it."
+        self.absent = absent
 
 
 def sha256_file(path: Path) -> str:
@@ -113,27 +122,36 @@ def read_card(arch: str, checkpoints_dir: str | Path = "checkpoints") -> dict:
     path = d / CARD
     if not path.exists():
         raise CheckpointError(f"No trained checkpoint for {arch}: {path} does not exist; train one with "
-                              f"`python scripts/train.py --arch {arch}` (see README).")
+                              f"`python scripts/train.py --arch {arch}` (see README).",
+                              public=f"not trained yet; `python scripts/train.py --arch {arch}` trains it.",
+                              absent=True)
     try:
         card = json.loads(path.read_text())
         if not isinstance(card, dict):
             raise ValueError("not an object")
     except (ValueError, UnicodeDecodeError) as e:
         raise CheckpointError(f"{path} is not a valid JSON card ({e}); re-export the checkpoint with "
-                              f"scripts/train.py or restore it from git.") from None
+                              f"scripts/train.py or restore it from git.",
+                              public="its card is not valid JSON; restore it from git or re-export it.") from None
     if card.get("arch") != arch:
         raise CheckpointError(f"{path} describes architecture {card.get('arch')!r}, not {arch!r}; put the "
-                              f"checkpoint in checkpoints/{card.get('arch')}/ or restore {arch}'s card.")
+                              f"checkpoint in checkpoints/{card.get('arch')}/ or restore {arch}'s card.",
+                              public=f"its card describes another architecture ({card.get('arch')!r}); "
+                                     "restore it from git.")
     spec = get_spec(arch)
     preset = card.get("preset")
     if preset not in spec.presets:
-        raise CheckpointError(f"{path} names preset {preset!r}, which {arch} does not have; re-export it.")
+        raise CheckpointError(f"{path} names preset {preset!r}, which {arch} does not have; re-export it.",
+                              public=f"its card names a preset ({preset!r}) this code does not have; re-export it.")
     want = jsonable(spec.presets[preset].kwargs)
     if card.get("config") != want:
         raise CheckpointError(f"{path} was made with config {card.get('config')} but the registry's {preset} "
-                              f"preset is {want}; retrain {arch} or restore the matching code.")
+                              f"preset is {want}; retrain {arch} or restore the matching code.",
+                              public="its weights were made for another configuration of the network than "
+                                     f"this code builds; retrain it (`python scripts/train.py --arch {arch}`).")
     if not card.get("weights"):
-        raise CheckpointError(f"{path} lists no weights files; re-export the checkpoint.")
+        raise CheckpointError(f"{path} lists no weights files; re-export the checkpoint.",
+                              public="its card lists no weights; re-export it.")
     return card
 
 
@@ -145,14 +163,18 @@ def load(arch: str, checkpoints_dir: str | Path = "checkpoints", device: str = "
     for entry in card["weights"]:
         f = d / str(entry.get("file", ""))
         if not f.is_file() or f.parent.resolve() != d.resolve():
-            raise CheckpointError(f"{f} is missing; restore it (git checkout -- {f}) or re-export {arch}.")
+            raise CheckpointError(f"{f} is missing; restore it (git checkout -- {f}) or re-export {arch}.",
+                                  public="a weights file is missing; restore it from git or re-export it.")
         if sha256_file(f) != entry.get("sha256"):
             raise CheckpointError(f"{f} does not match the sha256 in its card: the file is corrupt or was "
-                                  f"modified; restore it (git checkout -- {f}) or re-export {arch}.")
+                                  f"modified; restore it (git checkout -- {f}) or re-export {arch}.",
+                                  public="its weights do not match the checksum in its card (corrupt or "
+                                         "modified); restore them from git or re-export them.")
         try:
             state.update(load_file(str(f)))
         except (SafetensorError, OSError, ValueError) as e:
-            raise CheckpointError(f"{f} is not a readable safetensors file ({e}); re-export {arch}.") from None
+            raise CheckpointError(f"{f} is not a readable safetensors file ({e}); re-export {arch}.",
+                                  public="its weights file is not readable; re-export it.") from None
     with torch.device("meta"):  # shapes only: the weights below replace every tensor (no random init)
         model = create(arch, card["preset"], num_classes=int(card.get("num_classes", 10)))
     own = model.state_dict()
@@ -163,11 +185,13 @@ def load(arch: str, checkpoints_dir: str | Path = "checkpoints", device: str = "
         detail = (f"missing {missing[:3]}" if missing else f"unexpected {extra[:3]}" if extra
                   else f"wrong shape for {bad_shape[:3]}")
         raise CheckpointError(f"The weights in {d} do not fit {arch} ({detail}); re-export the checkpoint "
-                              f"with the current code.")
+                              f"with the current code.",
+                              public="its weights do not fit the network this code builds; re-export it.")
     model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()}, strict=True, assign=True)
     left = [n for n, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
     if left:
-        raise CheckpointError(f"The weights in {d} leave {left[:3]} of {arch} unset; re-export the checkpoint.")
+        raise CheckpointError(f"The weights in {d} leave {left[:3]} of {arch} unset; re-export the checkpoint.",
+                              public="its weights leave part of the network unset; re-export it.")
     return model.to(device).eval(), card
 
 

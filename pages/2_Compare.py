@@ -1,81 +1,157 @@
-"""Compare: accuracy against cost, training curves, per-class accuracy, confusions, disagreements."""
+"""Compare: accuracy against cost, training curves, robustness to corruptions, per-class accuracy,
+confusions, and the val images two models disagree on."""
 from __future__ import annotations
 
 import altair as alt
 import pandas as pd
 import streamlit as st
 
-from explorer import ui, zoo
+import models
+from explorer import robustness, ui, zoo
 from explorer.compare import confusion_rows, disagreements, per_class_rows, scatter_rows
 from models import data
 
-ui.page("Compare", "Which model is better, and at what cost? Accuracy is Imagenette val top-1 (3,925 "
-        "images, one centre crop); latency is measured on this server's CPU, batch of one.")
+ui.page("Compare", "Which model is better, and at what cost? Accuracy is Imagenette val top-1 (all 3,925 "
+        "images, one centre crop); latency is measured on this server's CPU.")
 
 loaded, missing = ui.zoo_or_stop("there is nothing to compare")
+ui.zoo_note(loaded, missing)
+link = ui.deep_link()
+titles = {s.name: s.title for s in models.list_architectures()}
+years = {s.name: s.year for s in models.list_architectures()}
+LABELS = {"params_M": "parameters (millions)", "gmacs": "GMACs per image", "latency_ms": "CPU latency (ms)",
+          "top1": "val top-1 (%)", "top5": "val top-5 (%)"}
 
 # --- accuracy against cost --------------------------------------------------------------
 st.header("Accuracy against cost")
-rows = scatter_rows(loaded, ui.latencies())
+lat = ui.latencies()
+rows = scatter_rows(loaded, lat["ms"])
 df = pd.DataFrame(rows)
-axis = st.radio("Horizontal axis", ["params_M", "gmacs", "latency_ms"], horizontal=True,
-                format_func={"params_M": "Parameters (millions)", "gmacs": "GMACs",
-                             "latency_ms": "CPU latency (ms)"}.get)
+axis = st.radio("Horizontal axis", ["params_M", "gmacs", "latency_ms"], horizontal=True, format_func=LABELS.get,
+                key="cmp-axis")
 if df.empty:
-    st.info("No checkpoint has evaluation metrics yet (run scripts/evaluate.py).")
+    st.info("No checkpoint has evaluation metrics yet: run `python scripts/evaluate.py`.", icon=":material/info:")
 else:
+    df["linked"] = df["arch"] == link
     base = alt.Chart(df).encode(
-        x=alt.X(f"{axis}:Q", scale=alt.Scale(type="log"), title=axis),
-        y=alt.Y("top1:Q", title="val top-1 (%)", scale=alt.Scale(zero=False)),
-        tooltip=["model", alt.Tooltip("top1:Q", format=".2f"), alt.Tooltip("top5:Q", format=".2f"),
-                 alt.Tooltip("params_M:Q", format=".2f", title="params (M)"),
-                 alt.Tooltip("gmacs:Q", format=".3f"), alt.Tooltip("latency_ms:Q", format=".1f"),
-                 "epochs", "hardware"],
-    )
-    st.altair_chart((base.mark_circle(size=120) + base.mark_text(dx=8, align="left").encode(text="model"))
-                    .properties(height=380).interactive(), width="stretch")
-    st.dataframe(df.drop(columns=["arch", "year"]), hide_index=True, width="stretch")
+        x=alt.X(f"{axis}:Q", scale=alt.Scale(type="log"), title=LABELS[axis]),
+        y=alt.Y("top1:Q", title=LABELS["top1"], scale=alt.Scale(zero=False)),
+        tooltip=[alt.Tooltip("model:N"), alt.Tooltip("year:Q", title="year"),
+                 alt.Tooltip("top1:Q", format=".2f", title=LABELS["top1"]),
+                 alt.Tooltip("top5:Q", format=".2f", title=LABELS["top5"]),
+                 alt.Tooltip("params_M:Q", format=".2f", title=LABELS["params_M"]),
+                 alt.Tooltip("gmacs:Q", format=".3f", title=LABELS["gmacs"]),
+                 alt.Tooltip("latency_ms:Q", format=".1f", title=LABELS["latency_ms"]),
+                 alt.Tooltip("epochs:Q", title="epochs trained"), alt.Tooltip("hardware:N", title="trained on")])
+    points = base.mark_circle(size=140).encode(color=alt.Color("year:O", scale=alt.Scale(scheme="viridis"),
+                                                               legend=alt.Legend(title="year")))
+    ring = base.transform_filter("datum.linked").mark_point(size=520, color="#d62728", strokeWidth=2.5)
+    labels = base.mark_text(dx=10, align="left", fontSize=12).encode(text="model:N")
+    st.altair_chart((points + ring + labels).properties(height=380), width="stretch")
+    shown = df.drop(columns=["arch", "linked"]).rename(columns={**LABELS, "model": "model", "epochs": "epochs trained",
+                                                                "hardware": "trained on"})
+    st.dataframe(shown, hide_index=True, width="stretch",
+                 column_config={"year": st.column_config.NumberColumn(format="%d"),
+                                LABELS["params_M"]: st.column_config.NumberColumn(format="%.2f"),
+                                LABELS["gmacs"]: st.column_config.NumberColumn(format="%.3f"),
+                                LABELS["latency_ms"]: st.column_config.NumberColumn(format="%.1f")})
+    st.caption(f"Latency: {lat['note']}. Parameters and GMACs are computed from the models.")
 
 # --- training curves --------------------------------------------------------------------
 st.header("Training curves")
 curves = pd.DataFrame(zoo.training_curves())
+METRICS = {"val_top1": "val top-1 (%)", "train_loss": "train loss", "train_acc": "train accuracy (fraction)",
+           "val_top5": "val top-5 (%)", "lr": "learning rate", "img_s": "training images per second"}
 if curves.empty:
-    st.info("No shipped metrics.csv yet.")
+    st.info("No shipped metrics.csv yet.", icon=":material/info:")
 else:
-    metric = st.selectbox("Metric", ["val_top1", "train_loss", "train_acc", "val_top5", "lr", "img_s"])
+    metric = st.selectbox("Metric", [m for m in METRICS if m in set(curves.metric)], format_func=METRICS.get,
+                          key="cmp-metric")
     sel = curves[curves.metric == metric]
     st.altair_chart(alt.Chart(sel).mark_line(point=True).encode(
-        x="epoch:Q", y=alt.Y("value:Q", title=metric), color="model:N",
-        tooltip=["model", "epoch", alt.Tooltip("value:Q", format=".4g")]).properties(height=320),
+        x=alt.X("epoch:Q", title="epoch"), y=alt.Y("value:Q", title=METRICS[metric], scale=alt.Scale(zero=False)),
+        color=alt.Color("model:N", legend=alt.Legend(orient="bottom", title=None)),
+        tooltip=["model", "epoch", alt.Tooltip("value:Q", format=".4g", title=METRICS[metric])]).properties(height=320),
         width="stretch")
+    st.caption("As logged by scripts/train.py after every epoch (val accuracy on the centre crop, as on the cards).")
+
+# --- robustness -------------------------------------------------------------------------
+st.header("How they fail: common corruptions")
+table = robustness.load(zoo.CHECKPOINTS / robustness.ROBUSTNESS)
+if table is None:
+    st.info("No robustness table is shipped yet; `python scripts/robustness.py` computes it.", icon=":material/info:")
+else:
+    in_zoo = {a: m for a, m in table.get("models", {}).items() if a in loaded}
+    curve, summary = robustness.rows({**table, "models": in_zoo}, titles, years)
+    if not curve:
+        st.info("The shipped robustness table does not cover the shipped models; rerun `python scripts/robustness.py`.",
+                icon=":material/info:")
+    else:
+        cdf = pd.DataFrame(curve)
+        names = list(dict.fromkeys(cdf["corruption"]))
+        which = st.selectbox("Corruption", ["mean over all"] + names, key="cmp-corruption")
+        if which == "mean over all":
+            view = cdf.groupby(["model", "severity"], as_index=False)["top-1 (%)"].mean()
+        else:
+            view = cdf[cdf["corruption"] == which]
+        st.altair_chart(alt.Chart(view).mark_line(point=True).encode(
+            x=alt.X("severity:O", title="severity (0 = clean)", axis=alt.Axis(labelAngle=0)),
+            y=alt.Y("top-1 (%):Q", title="top-1 on the corrupted slice (%)", scale=alt.Scale(domain=[0, 100])),
+            color=alt.Color("model:N", legend=alt.Legend(orient="bottom", title=None)),
+            tooltip=["model", "severity", alt.Tooltip("top-1 (%):Q", format=".1f")]).properties(height=300),
+            width="stretch")
+        if which != "mean over all":
+            key = next(k for k, v in robustness.CORRUPTIONS.items() if v[0] == which)
+            st.caption("Severities: " + "; ".join(f"{s}: {robustness.describe(key, s)}" for s in robustness.SEVERITIES))
+        sdf = pd.DataFrame(summary)
+        base = alt.Chart(sdf).encode(
+            x=alt.X("year:Q", title="year", scale=alt.Scale(zero=False), axis=alt.Axis(format="d")),
+            y=alt.Y("relative robustness:Q", title="corrupted top-1 / clean top-1", scale=alt.Scale(zero=False)),
+            tooltip=["model", "year", alt.Tooltip("clean top-1 (%):Q", format=".1f"),
+                     alt.Tooltip("corrupted top-1 (%):Q", format=".1f"), alt.Tooltip("relative robustness:Q",
+                                                                                    format=".3f")])
+        st.altair_chart((base.mark_circle(size=140) + base.mark_text(dx=10, align="left").encode(text="model:N"))
+                        .properties(height=280, title="Relative robustness against year"), width="stretch")
+        st.caption(f"On the first {table.get('per_class')} val images of each class ({table.get('images')} images), "
+                   "each corrupted at three severities; relative robustness is the mean top-1 over every corruption "
+                   "and severity divided by the clean top-1 on the same images: 1.0 would mean no loss at all. "
+                   "Computed by `python scripts/robustness.py`. Try the same corruptions on your own image on Classify.")
 
 # --- two models side by side ------------------------------------------------------------
 st.header("Two models side by side")
 archs = list(loaded)
 c1, c2 = st.columns(2)
-a = c1.selectbox("Model A", archs, index=0, format_func=lambda k: loaded[k][1].get("title", k))
-b = c2.selectbox("Model B", archs, index=min(1, len(archs) - 1), format_func=lambda k: loaded[k][1].get("title", k))
+ia = archs.index(link) if link in archs else 0
+a = c1.selectbox("Model A", archs, index=ia, format_func=lambda k: ui.title_of(loaded, k), key="cmp-a")
+b = c2.selectbox("Model B", archs, index=(ia + 1) % len(archs) if len(archs) > 1 else 0,
+                 format_func=lambda k: ui.title_of(loaded, k), key="cmp-b")
 cards = {a: loaded[a][1], b: loaded[b][1]}
 pc = pd.DataFrame(per_class_rows(cards))
 if not pc.empty:
-    st.altair_chart(alt.Chart(pc).mark_bar().encode(
-        x=alt.X("accuracy:Q", title="per-class top-1 (%)"), y=alt.Y("model:N", title=None),
-        color="model:N", row=alt.Row("class:N", title=None, header=alt.Header(labelAngle=0, labelAlign="left")),
-        tooltip=["model", "class", "accuracy"]).properties(height=36, width=520))
-cols = st.columns(2)
-for col, arch in zip(cols, (a, b)):
+    dots = alt.Chart(pc).encode(y=alt.Y("class:N", sort=data.NAMES, title=None),
+                                x=alt.X("accuracy:Q", title="per-class val top-1 (%)", scale=alt.Scale(zero=False)))
+    st.altair_chart((dots.mark_line(color="#bbbbbb").encode(detail="class:N")
+                     + dots.mark_circle(size=120).encode(
+                         color=alt.Color("model:N", legend=alt.Legend(orient="bottom", title=None)),
+                         tooltip=["model", "class", alt.Tooltip("accuracy:Q", format=".1f")]))
+                    .properties(height=340, title="Accuracy per class"), width="stretch")
+tabs = st.tabs([f"Confusions: {ui.title_of(loaded, arch)}" for arch in dict.fromkeys((a, b))])
+for tab, arch in zip(tabs, dict.fromkeys((a, b))):
     conf = pd.DataFrame(confusion_rows(loaded[arch][1]))
-    with col:
-        st.subheader(f"Confusion: {loaded[arch][1].get('title', arch)}")
+    with tab:
         if conf.empty:
-            st.info("No confusion matrix in this card.")
+            st.info("No confusion matrix in this card.", icon=":material/info:")
             continue
-        heat = alt.Chart(conf).mark_rect().encode(
-            x=alt.X("predicted:N", sort=data.NAMES), y=alt.Y("true:N", sort=data.NAMES),
-            color=alt.Color("share:Q", scale=alt.Scale(scheme="blues", domain=[0, 1]), title="row share"),
-            tooltip=["true", "predicted", "count", alt.Tooltip("share:Q", format=".2f")])
-        text = heat.mark_text(fontSize=9).encode(text="count:Q", color=alt.value("black"))
-        st.altair_chart((heat + text).properties(height=360), width="stretch")
+        heat = alt.Chart(conf).encode(
+            x=alt.X("predicted:N", sort=data.NAMES, title="predicted class", axis=alt.Axis(labelAngle=-40)),
+            y=alt.Y("true:N", sort=data.NAMES, title="true class"))
+        st.altair_chart((heat.mark_rect().encode(
+            color=alt.Color("share:Q", scale=alt.Scale(scheme="blues", domain=[0, 1]), title="share of the row"),
+            tooltip=["true", "predicted", "count", alt.Tooltip("share:Q", format=".1%")])
+            + heat.mark_text(fontSize=10).encode(
+                text="count:Q", color=alt.condition("datum.share > 0.5", alt.value("white"), alt.value("black"))))
+            .properties(height=420), width="stretch")
+        st.caption("Rows: the true class of each val image; columns: what the model answered; numbers are image counts.")
 
 if a != b:
     st.subheader("Where they disagree")
@@ -83,12 +159,12 @@ if a != b:
     if "count" in d:
         st.markdown(f"**{d['count']}** of {d['total']} val images get different top-1 answers.")
     if d.get("items"):
-        st.caption(f"Of those, {loaded[a][1]['title']} is right on {d['a_right']}, "
-                   f"{loaded[b][1]['title']} on {d['b_right']}. First {len(d['items'])} shown.")
+        st.caption(f"Of those, {ui.title_of(loaded, a)} is right on {d['a_right']}, {ui.title_of(loaded, b)} "
+                   f"on {d['b_right']}. First {len(d['items'])} shown.")
         grid = st.columns(6)
         for i, item in enumerate(d["items"]):
             with grid[i % 6]:
                 st.image(item["path"], width="stretch")
                 st.caption(f"true: **{item['true']}**  \nA: {item['a']}  \nB: {item['b']}")
     elif d.get("reason"):
-        st.info(d["reason"])
+        st.info(d["reason"], icon=":material/info:")

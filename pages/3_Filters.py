@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from explorer import ui
+from explorer import ui, zoo
 from explorer.classify import tensor_preview
 from explorer.filters import SORTS, activation_grid, filter_grid
 from models import data, get_spec
@@ -47,16 +47,15 @@ images = ui.image_inputs("filters", multiple=False)
 if images:
     item = images[0]
     x = data.preprocess(item.image, model.input_size, model.in_chans)
-    acts = first_layer_activations(model, x)
+    with zoo.using():
+        acts = first_layer_activations(model, x)
     left, right = st.columns([1, 3])
     with left:
         st.image(tensor_preview(x), caption=f"{item.name}, as {card.get('title', arch)} sees it", width="stretch")
-        for note in item.notes:
-            st.caption(f"Note: {note}.")
+        ui.show_notes(item)
     with right:
         n = min(64, acts.shape[1])
         st.image(activation_grid(acts, idx, limit=n),
                  caption=f"First {n} of {acts.shape[1]} maps ({acts.shape[2]}x{acts.shape[3]}), in the kernel "
                          "order above; bright = strong response", width="stretch")
-else:
-    st.info("Upload an image or pick a sample to see the first layer's responses.")
+

@@ -16,53 +16,72 @@ ui.page("Squeeze-and-Excitation weights", "An SE block squeezes each channel to 
 loaded, missing = ui.loaded_zoo()
 with_se = ui.applicable(loaded, se_modules, "no SE blocks")
 if not with_se:
-    why = missing.get("se_resnet18", "")
-    st.info("No shipped model has Squeeze-and-Excitation blocks. " + (why or ""))
+    st.info("No shipped model has Squeeze-and-Excitation blocks yet; train SE-ResNet-18 with "
+            "`python scripts/train.py --arch se_resnet18`.", icon=":material/info:")
     st.stop()
 
 arch = ui.pick_one_model(with_se, key="se-model")
 model, card = with_se[arch]
 blocks = len(se_modules(model))
+gate_scale = alt.Scale(scheme="viridis", domain=[0, 1])
 
 st.header("Gates for your images")
-images = ui.image_inputs("se")[:2]
-if not images:
-    st.info("Upload or pick one image (two to compare them).")
-else:
+images = ui.image_inputs("se", default=["golf_ball-1.jpg", "church-1.jpg"])[:2]
+if images:
     frames = []
     for item in images:
         x = data.preprocess(item.image, model.input_size, model.in_chans)
-        gates = se_gates(model, x)
+        with zoo.using():
+            gates = se_gates(model, x)
         frames.append(pd.DataFrame(se.gate_rows(gates)).assign(image=item.name))
-    df = pd.concat(frames)
-    if len(images) == 2:
-        a, b = (f.set_index(["block", "channel"])["gate"] for f in frames)
-        diff = (a - b).reset_index().assign(image=f"{images[0].name} minus {images[1].name}")
-        st.altair_chart(alt.Chart(diff).mark_rect().encode(
-            x=alt.X("channel:O", axis=None), y="block:O",
-            color=alt.Color("gate:Q", scale=alt.Scale(scheme="redblue", domainMid=0), title="difference"),
-            tooltip=["block", "channel", alt.Tooltip("gate:Q", format=".3f")]).properties(
-            height=220, title=diff["image"].iloc[0]), width="stretch")
-    for name, part in df.groupby("image", sort=False):
+    cols = st.columns(len(images))
+    for col, item in zip(cols, images):
+        col.image(item.image, caption=item.name, width=160)
+    for name, part in pd.concat(frames).groupby("image", sort=False):
+        st.markdown(f"**{name}**: each row one block, each column one channel")
         st.altair_chart(alt.Chart(part).mark_rect().encode(
             x=alt.X("channel:O", axis=None, title="channel"), y=alt.Y("block:O", title="SE block"),
-            color=alt.Color("gate:Q", scale=alt.Scale(scheme="viridis", domain=[0, 1])),
-            tooltip=["block", "channel", alt.Tooltip("gate:Q", format=".3f")]).properties(height=200, title=name),
+            color=alt.Color("gate:Q", scale=gate_scale, legend=alt.Legend(orient="bottom", title="gate", gradientLength=220)),
+            tooltip=["block", "channel", alt.Tooltip("gate:Q", format=".3f")]).properties(height=270),
             width="stretch")
+    if len(images) == 2:
+        a, b = (f.set_index(["block", "channel"])["gate"] for f in frames)
+        diff = (a - b).reset_index()
+        st.markdown(f"**{images[0].name} minus {images[1].name}**")
+        st.altair_chart(alt.Chart(diff).mark_rect().encode(
+            x=alt.X("channel:O", axis=None), y=alt.Y("block:O", title="SE block"),
+            color=alt.Color("gate:Q", scale=alt.Scale(scheme="redblue", domainMid=0, reverse=True),
+                            legend=alt.Legend(orient="bottom", title="difference", gradientLength=220)),
+            tooltip=["block", "channel", alt.Tooltip("gate:Q", format=".3f", title="difference")]).properties(
+            height=270), width="stretch")
+        st.caption("Where the two images' gates differ: red, the first image opens the channel more; blue, the "
+                   "second. Early blocks barely differ; late blocks do.")
     st.caption(f"{blocks} blocks; each row holds that block's channels (64 to 512).")
 
 st.header("Class-average excitation")
 prof = se.load_profiles(zoo.CHECKPOINTS / arch / se.PROFILES, card)
 if prof is None:
     st.info(f"No class profiles shipped for {card.get('title', arch)}; build them with "
-            f"`python scripts/se_profiles.py --arch {arch}`.")
+            f"`python scripts/se_profiles.py --arch {arch}`.", icon=":material/info:")
 else:
     profiles, meta = prof
-    block = st.slider("Block", 1, len(profiles), len(profiles) - 1, key="se-block")
-    classes = st.multiselect("Classes", data.NAMES, default=data.NAMES[:4], key="se-classes")
-    rows = pd.DataFrame(se.profile_rows(profiles, block))
-    rows = rows[rows["class"].isin(classes)]
-    st.altair_chart(alt.Chart(rows).mark_line(strokeWidth=1).encode(
-        x=alt.X("channel:Q"), y=alt.Y("gate:Q", scale=alt.Scale(domain=[0, 1])), color="class:N",
-        tooltip=["class", "channel", alt.Tooltip("gate:Q", format=".3f")]).properties(height=300), width="stretch")
-    st.caption(f"Mean gate of each channel over the val images of each class ({meta.get('val_images')} images).")
+    spread = pd.DataFrame(se.specificity(profiles))
+    st.markdown("**How class-specific each block's gates are**")
+    st.altair_chart(alt.Chart(spread).mark_bar().encode(
+        x=alt.X("block:O", title="SE block", axis=alt.Axis(labelAngle=0)),
+        y=alt.Y("spread across classes:Q", title="spread of class-mean gates"),
+        tooltip=["block", alt.Tooltip("spread across classes:Q", format=".3f"), alt.Tooltip("mean gate:Q", format=".3f")])
+        .properties(height=240), width="stretch")
+    st.caption(f"For each channel, the standard deviation of its mean gate across the 10 classes, averaged over the "
+               f"block's channels ({meta.get('val_images')} val images). Small: every class excites the block alike.")
+    block = st.select_slider("Block", options=list(range(1, len(profiles) + 1)), value=len(profiles), key="se-block")
+    rows = pd.DataFrame(se.sorted_profile_rows(profiles, block))
+    st.markdown(f"**Block {block}: mean gate per class (rows) and channel (columns)**")
+    st.altair_chart(alt.Chart(rows).mark_rect().encode(
+        x=alt.X("rank:O", axis=None, title="channels, most class-specific first"),
+        y=alt.Y("class:N", sort=data.NAMES, title=None),
+        color=alt.Color("gate:Q", scale=gate_scale, legend=alt.Legend(orient="bottom", title="mean gate",
+                                                                       gradientLength=220)),
+        tooltip=["class", "channel", alt.Tooltip("gate:Q", format=".3f")]).properties(height=340), width="stretch")
+    st.caption("Channels are sorted by how much their class means differ, most class-specific on the left; a "
+               "column with one bright cell is a channel this block opens for one class.")

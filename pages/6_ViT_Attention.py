@@ -1,67 +1,143 @@
-"""ViT attention: the [CLS] token's attention per layer and head, rollout and gradient rollout."""
+"""Attention: the [CLS] token's attention per layer and head, rollout, and the ViT paper's
+Figure 7 (attention distance by depth, position-embedding similarity) on our checkpoints,
+with the same distance measure for MLP-Mixer's token mixing."""
 from __future__ import annotations
 
+import altair as alt
+import numpy as np
+import pandas as pd
 import streamlit as st
 import torch
 import torch.nn.functional as F
 
-from explorer import attention, ui
+from explorer import attention, ui, zoo
 from explorer.attribution import overlay
 from explorer.classify import tensor_preview
-from models import data
+from explorer.filters import tile
+from models import data, get_spec
 from models.probes import attention_modules
 
-ui.page("ViT attention", "Where the [CLS] token looks, in every layer and head (captured with Captum's "
-        "LayerActivation on the attention probabilities), and how attention flows from the patches to the "
-        "top: attention rollout (Abnar & Zuidema 2020) and its gradient-weighted variant.")
+ui.page("Attention", "Where a Vision Transformer looks: the [CLS] token's attention in every layer and head "
+        "(captured with Captum's LayerActivation on the attention probabilities), how attention flows from the "
+        "patches to the top (attention rollout, Abnar & Zuidema 2020, and its gradient-weighted variant), and "
+        "how far each head looks as depth grows (the ViT paper's Figure 7).")
 
 loaded, missing = ui.loaded_zoo()
-vits = ui.applicable(loaded, attention_modules, "no self-attention")
-if not vits:
-    st.info("No shipped model has self-attention layers. " + missing.get("vit", ""))
+vits = {a: v for a, v in loaded.items() if attention_modules(v[0])}
+mixers = {a: v for a, v in loaded.items() if attention.is_mixer(v[0])}
+others = [ui.title_of(loaded, a) for a in loaded if a not in vits and a not in mixers]
+if others:
+    st.caption(f"Not applicable, no attention or token mixing: {', '.join(others)}.")
+if not vits and not mixers:
+    st.info(f"No Vision Transformer or MLP-Mixer checkpoint is shipped yet, so there is no attention to show. "
+            f"Train one with `python scripts/train.py --arch vit` (or `--arch mlp_mixer`), then "
+            f"`python scripts/attention_figures.py`.", icon=":material/info:")
     st.stop()
 
-arch = ui.pick_one_model(vits, key="att-model")
-model, card = vits[arch]
-images = ui.image_inputs("attention", multiple=False)
-if not images:
-    st.info("Upload an image or pick a sample.")
-    st.stop()
-item = images[0]
-x = data.preprocess(item.image, model.input_size, model.in_chans)
-with torch.no_grad():
-    probs = model(x).softmax(-1)[0]
-names = [c["name"] for c in card.get("classes", [])] or data.NAMES
-top = int(probs.argmax())
-target = st.selectbox("Explain class", range(len(names)), index=top, key="att-target",
-                      format_func=lambda i: f"{names[i]} ({probs[i]:.1%}){' — top-1' if i == top else ''}")
-base = tensor_preview(x)
-size = base.shape[:2]
+
+def figures_for(arch: str):
+    return attention.load_figures(zoo.CHECKPOINTS / arch / attention.FIGURES, loaded[arch][1])
 
 
-def up(m: torch.Tensor) -> torch.Tensor:
-    return F.interpolate(m[None, None], size=size, mode="bilinear", align_corners=False)[0, 0]
+def distance_chart(dist: torch.Tensor, uniform: float, what: str):
+    rows = [{"depth": layer + 1, "head": f"head {h + 1}", "distance (px)": float(dist[layer, h])}
+            for layer in range(dist.shape[0]) for h in range(dist.shape[1])]
+    df = pd.DataFrame(rows)
+    points = alt.Chart(df).mark_circle(size=70).encode(
+        x=alt.X("depth:Q", title=f"network depth ({what})", scale=alt.Scale(domain=[0.5, dist.shape[0] + 0.5]),
+                axis=alt.Axis(tickMinStep=1)),
+        y=alt.Y("distance (px):Q", title="mean attention distance (px)", scale=alt.Scale(zero=True)),
+        color=alt.Color("head:N", legend=alt.Legend(orient="bottom", title=None)),
+        tooltip=["depth", "head", alt.Tooltip("distance (px):Q", format=".1f")])
+    rule = alt.Chart(pd.DataFrame({"y": [uniform]})).mark_rule(strokeDash=[4, 4], color="grey").encode(y="y:Q")
+    text = alt.Chart(pd.DataFrame({"y": [uniform], "t": ["uniform (attending everywhere)"]})).mark_text(
+        align="left", dx=4, dy=-6, color="grey").encode(y="y:Q", x=alt.value(0), text="t:N")
+    return (points + rule + text).properties(height=300)
 
 
-att = attention.capture_attention(model, x)
-maps = attention.rollout_maps(model, x, target)
-c1, c2, c3 = st.columns(3)
-c1.image(base, caption="input", width="stretch")
-c2.image(overlay(base, up(maps["rollout"][0])), caption="attention rollout", width="stretch")
-c3.image(overlay(base, up(maps["grad_rollout"][0])), caption=f"gradient rollout for {names[target]}", width="stretch")
+if vits:
+    arch = ui.pick_one_model(vits, key="att-model")
+    model, card = vits[arch]
+    images = ui.image_inputs("attention", multiple=False)
+    if images:
+        item = images[0]
+        x = data.preprocess(item.image, model.input_size, model.in_chans)
+        with zoo.using(), torch.no_grad():
+            probs = model(x).softmax(-1)[0]
+        names = [c["name"] for c in card.get("classes", [])] or data.NAMES
+        top = int(probs.argmax())
+        target = st.selectbox("Explain class", range(len(names)), index=top, key="att-target",
+                              format_func=lambda i: f"{names[i]} ({probs[i]:.1%}){' — top-1' if i == top else ''}")
+        base = tensor_preview(x)
+        size = base.shape[:2]
 
-st.subheader("[CLS] attention per layer and head")
-cls = attention.cls_maps(att, model)[0]          # (L, heads, gh, gw)
-layers, heads = cls.shape[:2]
-layer = st.slider("Layer", 1, layers, layers, key="att-layer")
-cols = st.columns(heads + 1)
-mean = cls[layer - 1].mean(0)
-cols[0].image(overlay(base, up(mean / mean.max())), caption=f"layer {layer}, mean of heads", width="stretch")
-for h in range(heads):
-    m = cls[layer - 1, h]
-    cols[h + 1].image(overlay(base, up(m / m.max())), caption=f"head {h + 1}", width="stretch")
-with st.expander("Every layer (mean over heads)"):
-    grid = st.columns(6)
-    for i in range(layers):
-        m = cls[i].mean(0)
-        grid[i % 6].image(overlay(base, up(m / m.max())), caption=f"layer {i + 1}", width="stretch")
+        def up(m: torch.Tensor) -> torch.Tensor:
+            m = m / m.max().clamp(min=1e-12)
+            return F.interpolate(m[None, None], size=size, mode="bilinear", align_corners=False)[0, 0]
+
+        with zoo.using():
+            att = attention.capture_attention(model, x)
+            maps = attention.rollout_maps(model, x, target)
+        c1, c2, c3 = st.columns(3)
+        c1.image(base, caption=f"{item.name}, the {size[0]} px input", width="stretch")
+        c2.image(overlay(base, up(maps["rollout"][0]), signed=False), caption="attention rollout", width="stretch")
+        c3.image(overlay(base, up(maps["grad_rollout"][0]), signed=False),
+                 caption=f"gradient rollout for {names[target]}", width="stretch")
+        ui.show_notes(item)
+
+        st.subheader("[CLS] attention per layer and head")
+        cls = attention.cls_maps(att, model)[0]          # (L, heads, gh, gw)
+        layers, heads = cls.shape[:2]
+        layer = st.slider("Layer", 1, layers, layers, key="att-layer")
+        cols = st.columns(heads + 1)
+        cols[0].image(overlay(base, up(cls[layer - 1].mean(0)), signed=False),
+                      caption=f"layer {layer}, mean of heads", width="stretch")
+        for h in range(heads):
+            cols[h + 1].image(overlay(base, up(cls[layer - 1, h]), signed=False), caption=f"head {h + 1}",
+                              width="stretch")
+        st.caption("Each map is scaled to its own maximum; bright = the [CLS] token attends there.")
+        with st.expander("Every layer (mean over heads)"):
+            grid = st.columns(6)
+            for i in range(layers):
+                grid[i % 6].image(overlay(base, up(cls[i].mean(0)), signed=False), caption=f"layer {i + 1}",
+                                  width="stretch")
+
+    st.subheader(f"How far {ui.title_of(loaded, arch)} looks, layer by layer")
+    figs = figures_for(arch)
+    if figs is None:
+        st.info(f"No attention figures shipped for this checkpoint; `python scripts/attention_figures.py --arch {arch}` "
+                "computes them.", icon=":material/info:")
+    else:
+        f, meta = figs
+        st.altair_chart(distance_chart(f["distance"], meta["uniform_distance"], "transformer block"), width="stretch")
+        st.caption(f"Mean attention distance: for every patch, the pixel distance to each other patch weighted by the "
+                   f"attention it pays it, averaged over {meta.get('images')} val images. Early heads that look near "
+                   "and far at once, and deep heads that all look far, is what the ViT paper found at scale.")
+        left, right = st.columns([1, 1])
+        with left:
+            sim = f["position_similarity"]
+            gh, gw = meta["grid"]
+            tiles = sim.reshape(gh * gw, gh, gw)
+            tiles = (tiles - tiles.min()) / (tiles.max() - tiles.min()).clamp(min=1e-12)
+            import matplotlib
+            rgb = matplotlib.colormaps["viridis"](tiles.numpy())[..., :3]
+            st.image(tile(rgb.astype(np.float32), columns=gw, pad=1, scale=4, background=1.0), width="stretch",
+                     caption="Position-embedding similarity (the ViT paper's Figure 7, centre): tile (r, c) shows how "
+                             "similar the embedding of the patch at row r, column c is to every other patch's.")
+        with right:
+            st.markdown("A learned position embedding starts as noise; if training teaches it the image's 2-D "
+                        "layout, each tile shows a bright spot at its own place fading with distance, and rows and "
+                        "columns share structure.")
+
+for arch in mixers:
+    st.subheader(f"{ui.title_of(loaded, arch)}: how far its token mixing reaches")
+    figs = figures_for(arch)
+    if figs is None:
+        st.info(f"No token-mixing figures shipped; `python scripts/attention_figures.py --arch {arch}` computes them.",
+                icon=":material/info:")
+        continue
+    f, meta = figs
+    st.altair_chart(distance_chart(f["distance"], meta["uniform_distance"], "Mixer block"), width="stretch")
+    st.caption("The same distance measure on each block's token-mixing weights |W2·W1| (rows normalised, GELU left "
+               "out): how far, on average, the patches an output token draws on lie from it. "
+               f"{get_spec(arch).title} mixes with fixed weights, the same for every image.")

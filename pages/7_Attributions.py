@@ -1,63 +1,96 @@
-"""Attributions with Captum: which pixels made two models decide, on one colour scale."""
+"""Attributions with Captum: which pixels made two models decide, each map on a readable scale."""
 from __future__ import annotations
 
 import streamlit as st
 import torch
 
-from explorer import ui
-from explorer.attribution import METHODS, attribute, overlay, shared_scale
+from explorer import ui, zoo
+from explorer.attribution import METHODS, attribute, colorbar, gradcam_grid, overlay, robust_scale
 from explorer.classify import tensor_preview
 from models import data
 
-ui.page("Attributions", "Integrated Gradients, SmoothGrad, Occlusion and Grad-CAM (Captum) for two models on "
-        "the same image. Each method's maps share one colour scale, so brighter means more, across models.")
+ui.page("Attributions", "Which pixels made each model decide? Four Captum methods for two models on the same "
+        "image. Each map is scaled to its own 99th percentile, so its pattern is visible whatever the model's "
+        "scale; switch on a shared scale to compare strengths across models.")
 
 loaded, missing = ui.zoo_or_stop("there is nothing to explain")
-
-chosen = ui.pick_models(loaded, key="attr-models", label="Two models", default_count=2, max_selections=2)
-methods = st.multiselect("Methods", list(METHODS), default=["integrated_gradients", "gradcam"],
-                         format_func=METHODS.get, key="attr-methods")
-target_mode = st.radio("Explain", ["each model's top-1", "one class"], horizontal=True, key="attr-target-mode")
-fixed = None
-if target_mode == "one class":
-    fixed = st.selectbox("Class", range(len(data.NAMES)), format_func=lambda i: data.NAMES[i], key="attr-class")
+order = list(loaded)
+link = ui.deep_link()
+if link in loaded:   # the linked model and its nearest trained neighbour in history
+    i = order.index(link)
+    default = [link, order[i - 1] if i > 0 else order[min(i + 1, len(order) - 1)]]
+else:                # the two newest trained models
+    default = order[-2:]
+c1, c2 = st.columns([3, 2])
+with c1:
+    chosen = ui.pick_models(loaded, key="attr-models", label="Two models", default=default, max_selections=2)
+with c2:
+    methods = st.multiselect("Methods", list(METHODS), default=list(METHODS), key="attr-methods",
+                             format_func=lambda m: METHODS[m].label)
+ui.zoo_note(loaded, missing)
+c1, c2, c3 = st.columns([2, 2, 2])
+with c1:
+    target_mode = st.radio("Explain", ["each model's top-1", "one class"], horizontal=True, key="attr-target-mode")
+with c2:
+    fixed = st.selectbox("Class", range(len(data.NAMES)), format_func=lambda i: data.NAMES[i], key="attr-class",
+                         disabled=target_mode != "one class")
+with c3:
+    shared = st.toggle("One scale for both models", key="attr-shared",
+                       help="Off: each map scaled to its own 99th percentile of |attribution|. On: both models' maps "
+                            "of a method share the larger scale, so strengths compare (the weaker map may fade).")
 images = ui.image_inputs("attr", multiple=False)
 if not chosen or not methods:
-    st.info("Choose models and methods.")
+    st.info("Choose one or two models and at least one method.", icon=":material/info:")
     st.stop()
 if not images:
-    st.info("Upload an image or pick a sample.")
     st.stop()
 item = images[0]
+target_class = None if target_mode != "one class" else fixed
 
 results, bar = {}, st.progress(0.0, text="Attributing...")
 total = len(chosen) * len(methods)
 for i, arch in enumerate(chosen):
     model, card = loaded[arch]
     x = data.preprocess(item.image, model.input_size, model.in_chans)
-    with torch.no_grad():
+    with zoo.using(), torch.no_grad():
         probs = model(x).softmax(-1)[0]
-    target = int(probs.argmax()) if fixed is None else fixed
+    target = int(probs.argmax()) if target_class is None else target_class
     results[arch] = {"x": x, "target": target, "p": float(probs[target]), "maps": {}}
     for j, method in enumerate(methods):
-        bar.progress((i * len(methods) + j) / total, text=f"{METHODS[method]} on {card.get('title', arch)}...")
+        bar.progress((i * len(methods) + j) / total, text=f"{METHODS[method].label} on {ui.title_of(loaded, arch)}...")
         results[arch]["maps"][method] = attribute(model, x, target, method)
-bar.progress(1.0, text="Done.")
+bar.empty()
 
 cols = st.columns(len(chosen))
 for col, arch in zip(cols, chosen):
     r = results[arch]
-    col.subheader(loaded[arch][1].get("title", arch))
-    col.image(tensor_preview(r["x"]), caption=f"explaining {data.NAMES[r['target']]} (p = {r['p']:.1%})",
-              width="stretch")
+    with col:
+        st.subheader(ui.title_of(loaded, arch))
+        st.image(tensor_preview(r["x"]), width=180,
+                 caption=f"explaining {data.NAMES[r['target']]} (p = {r['p']:.1%}); the {r['x'].shape[-1]} px input")
+ui.show_notes(item)
 for method in methods:
-    st.markdown(f"**{METHODS[method]}**")
-    scaled = shared_scale([results[a]["maps"][method] for a in chosen], signed=method == "occlusion")
+    meta = METHODS[method]
+    st.markdown(f"#### {meta.label}")
+    st.caption(meta.means)
+    scaled, spans = robust_scale([results[a]["maps"][method] for a in chosen], shared=shared, signed=meta.signed)
     cols = st.columns(len(chosen))
-    for col, arch, m in zip(cols, chosen, scaled):
+    for col, arch, m, (lo, top) in zip(cols, chosen, scaled, spans):
         base = tensor_preview(results[arch]["x"])
-        if base.ndim == 2:
-            base = base[..., None].repeat(3, -1)
-        col.image(overlay(base, m), width="stretch")
-st.caption("Red: evidence for the class; blue (occlusion only): covering that area raised the class's score. "
-           "Models with different input sizes are shown at their own resolution.")
+        with col:
+            extra = ""
+            if method == "gradcam":
+                gh, gw = gradcam_grid(loaded[arch][0], results[arch]["x"])
+                extra = f"; computed on a {gh}x{gw} grid"
+            st.image(overlay(base, m, meta.signed), width="stretch",
+                     caption=f"{ui.title_of(loaded, arch)}: colour scale ±{top:.3g}{extra}" if meta.signed
+                     else f"{ui.title_of(loaded, arch)}: colour scale {lo:.3g} to {top:.3g}{extra}")
+    left, _ = st.columns([1, 2])
+    with left:
+        st.image(colorbar(meta.signed), width="stretch",
+                 caption=("lowers the class score  ←  0  →  raises it" if meta.signed
+                          else "lowest in the map  →  strongest"))
+st.caption("Scales are in the method's own units (logit change per pixel for Integrated Gradients and Occlusion, "
+           "gradient size for SmoothGrad, relative for Grad-CAM). A map's colour reaches full strength at its "
+           "99th percentile; unsigned maps start at their own minimum. Models with different input sizes are shown "
+           "at their own resolution.")

@@ -1,7 +1,13 @@
-"""Every page under Streamlit's AppTest, with good and bad uploads."""
+"""Every page under Streamlit's AppTest: first visits, deep links, good and bad uploads, labels,
+and the points of the explorer's browser review (issue 10) that AppTest can see."""
 from __future__ import annotations
 
+import csv
+import io
+import json
 import os
+import re
+import shutil
 import sys
 from pathlib import Path
 
@@ -13,12 +19,14 @@ from odd_images import corpus
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "scripts"))
-APP_ARCHS = ["lenet5", "alexnet", "se_resnet18", "vit"]
+APP_ARCHS = ["lenet5", "alexnet", "se_resnet18", "vit", "mlp_mixer"]
+PATHISH = re.compile(r"(/tmp/|/home/|/root/|/work/|site-packages|card\.json|\.safetensors)")
 
 
 @pytest.fixture(scope="module")
 def app_checkpoints(tiny_data, tmp_path_factory):
-    """Random-weight checkpoints of a few architectures, evaluated on the tiny val split."""
+    """Random-weight checkpoints of a few architectures, evaluated on the tiny val split, with
+    every shipped side file (retrieval, SE profiles, attention figures, robustness) built."""
     from evaluate import evaluate_checkpoint
     d = tmp_path_factory.mktemp("app-checkpoints")
     for i, arch in enumerate(APP_ARCHS):
@@ -28,10 +36,14 @@ def app_checkpoints(tiny_data, tmp_path_factory):
                                   "classes": [{"wnid": w, "name": n} for w, n in models.data.CLASSES]})
         (d / arch / "metrics.csv").write_text("epoch,train_loss,val_top1\n1,2.3,10.0\n2,2.1,20.0\n")
         evaluate_checkpoint(arch, d, tiny_data)
+    import attention_figures
     import build_index
+    import robustness as robustness_script
     import se_profiles
     build_index.build(d, tiny_data, per_class=3, k=3)
     se_profiles.build(d, tiny_data)
+    attention_figures.build(d, tiny_data, per_class=1)
+    robustness_script.build(d, tiny_data, per_class=1)
     os.environ["VH_CHECKPOINTS"] = str(d)
     os.environ["VH_DATA"] = str(tiny_data)
     import explorer.zoo
@@ -39,11 +51,24 @@ def app_checkpoints(tiny_data, tmp_path_factory):
     return d
 
 
-def run_page(path: str, **query):
+@pytest.fixture
+def fresh_caches():
+    """Pages cache the zoo once per process; a test that swaps the checkpoints starts clean."""
+    import streamlit as st
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    yield
+    st.cache_resource.clear()
+    st.cache_data.clear()
+
+
+def run_page(path: str = "app.py", **query):
     from streamlit.testing.v1 import AppTest
-    at = AppTest.from_file(str(REPO / path), default_timeout=180)
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=240)
     for k, v in query.items():
         at.query_params[k] = v
+    if path != "app.py":
+        at.switch_page(path)
     return at.run()
 
 
@@ -51,106 +76,258 @@ def image_captions(at) -> list[str]:
     return [c for im in at.get("image") for c in im.captions]
 
 
+def texts(at) -> str:
+    """Everything the page says in words."""
+    parts = [m.value for m in at.markdown] + [c.value for c in at.caption] + [i.value for i in at.info] + \
+        [e.value for e in at.error] + [w.value for w in at.warning] + [s.value for s in at.subheader] + \
+        [h.value for h in at.header] + image_captions(at)
+    return "\n".join(str(p) for p in parts)
+
+
 def assert_clean(at):
     assert not at.exception, [e.message for e in at.exception]
+    assert not PATHISH.search(texts(at)), PATHISH.search(texts(at))
 
 
-def test_home(app_checkpoints):
-    at = run_page("app.py")
+def vega_charts(at) -> int:
+    return len(at.get("vega_lite_chart")) + len(at.get("arrow_vega_lite_chart"))
+
+
+def upload(at, files):
+    at.radio(key=[r.key for r in at.radio if r.key and r.key.endswith("-source")][0]).set_value("Your upload").run()
+    at.file_uploader[0].set_value(files).run()
+    return at
+
+
+# --- Home ------------------------------------------------------------------------------
+
+def test_home_summary_and_deep_link(app_checkpoints):
+    at = run_page("app.py", arch="alexnet")
     assert_clean(at)
-    metrics = {m.label: m.value for m in at.metric}
-    assert metrics["Architectures"] == "14" and metrics["Trained checkpoints"] == str(len(APP_ARCHS))
-    assert any("No trained checkpoint yet for 10 of 14" in w.value and "ResNet-18" in w.value for w in at.warning)
-    assert sum(m.value == "not trained yet" for m in at.metric) == 10
+    summary = at.markdown[0].value
+    assert "14 architectures" in summary and f"{len(APP_ARCHS)} trained checkpoints" in summary
+    assert sum(m.value == "not trained yet" for m in at.markdown) == 14 - len(APP_ARCHS)
+    assert any("the card you linked to" in c.value for c in at.caption)   # issue 10, point 7
+    assert not at.metric  # metrics truncated at 1024 px ("not train..."): plain text now
+
+
+# --- Classify --------------------------------------------------------------------------
+
+def test_classify_first_visit_shows_every_model(app_checkpoints):
+    at = run_page("pages/1_Classify.py")
+    assert_clean(at)                                     # issue 10, point 6: results on a first visit
+    assert any(f"of {len(APP_ARCHS)}** models say" in m.value for m in at.markdown)
+    assert vega_charts(at) == 1                          # the models x classes matrix
+    table = at.dataframe[0].value                        # top-5 and latency of every model
+    assert len(table) == len(APP_ARCHS) and "latency (ms)" in table.columns and table["latency (ms)"].notna().all()
 
 
 def test_classify_good_and_bad_uploads_in_one_session(app_checkpoints):
     at = run_page("pages/1_Classify.py")
-    assert_clean(at)
-    assert any("Upload an image" in i.value for i in at.info)
     files = corpus()
-    at.file_uploader[0].set_value([(n, raw, "application/octet-stream") for n, (raw, _) in files.items()]).run()
+    upload(at, [(n, raw, "application/octet-stream") for n, (raw, _) in files.items()])
     assert_clean(at)
     bad = [n for n, (_, e) in files.items() if e != "ok"]
     good = [n for n, (_, e) in files.items() if e == "ok"]
     errors = [e.value for e in at.error]
     assert len(errors) == len(bad) and all(any(n in e for e in errors) for n in bad)
-    agreements = [m for m in at.metric if m.label == "Agreement"]
-    assert len(agreements) == len(good) and all(m.value.endswith(f"of {len(APP_ARCHS)} models") for m in agreements)
-    assert len(at.get("download_button")) == 2
+    agreements = [m for m in at.markdown if "models say" in m.value]
+    assert len(agreements) == len(good)
     # the session keeps working: a clean upload afterwards still classifies
-    ok = files["photo.webp"][0]
-    at.file_uploader[0].set_value([("again.webp", ok, "image/webp")]).run()
+    at.file_uploader[0].set_value([("again.webp", files["photo.webp"][0], "image/webp")]).run()
     assert_clean(at)
-    assert not at.error and len([m for m in at.metric if m.label == "Agreement"]) == 1
+    assert not at.error and len([m for m in at.markdown if "models say" in m.value]) == 1
 
 
-def test_classify_samples_and_deep_link(app_checkpoints):
-    at = run_page("pages/1_Classify.py", arch="alexnet")
+@pytest.mark.parametrize("page", ["pages/1_Classify.py", "pages/3_Filters.py", "pages/4_Retrieval.py",
+                                  "pages/5_SE_Excitation.py", "pages/6_ViT_Attention.py", "pages/7_Attributions.py"])
+def test_rejected_upload_is_said_and_never_replaced_by_a_sample(app_checkpoints, page):
+    """Issue 10, point 4: an over-size upload got only a mark on its chip while the page went on
+    with the preselected sample as if it were the user's image."""
+    at = run_page(page)
+    before = len(at.get("image"))
+    assert before > 0 or vega_charts(at) > 0            # the first visit shows the sample's results
+    big = b"\xff\xd8\xff\xe0" + b"\0" * (21 * 2**20)     # 21 MB, over the app's 20 MB limit
+    upload(at, [("holiday.jpg", big, "image/jpeg")] if page in ("pages/1_Classify.py", "pages/5_SE_Excitation.py")
+           else ("holiday.jpg", big, "image/jpeg"))
     assert_clean(at)
-    assert at.multiselect[0].value == ["alexnet"]
-    at.multiselect[1].set_value(["golf_ball-1.jpg", "church-1.jpg"]).run()
-    assert_clean(at)
-    assert [m.value for m in at.metric if m.label == "Agreement"] == ["1 of 1 models"] * 2
+    assert any("holiday.jpg is 21.0 MB; the limit is 20 MB" in e.value for e in at.error)
+    assert not any(re.search(r"_\d\.jpg", c) for c in image_captions(at)), "a sample stood in for the upload"
+    assert not [m for m in at.markdown if "models say" in m.value]
+    assert any("Nothing to show until an image is accepted" in i.value for i in at.info)
 
 
-def test_compare(app_checkpoints):
-    at = run_page("pages/2_Compare.py")
+def download_payloads(at) -> list[bytes]:
+    """The bytes behind each download button, from AppTest's in-memory media storage (AppTest
+    has no public reader for them)."""
+    import gc
+
+    from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+    stores = [o for o in gc.get_objects() if isinstance(o, MemoryMediaFileStorage)]
+    out = []
+    for b in at.get("download_button"):
+        fid = b.proto.url.rsplit("/", 1)[-1].split(".")[0]
+        out.append(next(s.get_file(fid).content for s in stores if fid in s._files_by_id))  # noqa: SLF001
+    return out
+
+
+def test_classify_downloads_export_what_is_shown(app_checkpoints):
+    """Issue 10, point 3: the CSV and JSON of the same results disagreed (each click reran the
+    models, and each run timed them anew)."""
+    at = run_page("pages/1_Classify.py")
+    shown = dict(zip(at.dataframe[0].value["model"], at.dataframe[0].value["latency (ms)"]))
+    csv_raw, json_raw = download_payloads(at)
+    at.get("download_button")[0].click().run()          # a click must not change what is exported
+    assert download_payloads(at) == [csv_raw, json_raw]
+    rows_csv = list(csv.DictReader(io.StringIO(csv_raw.decode())))
+    rows_json = json.loads(json_raw)
+    assert len(rows_csv) == len(rows_json) == 5 * len(APP_ARCHS)
+    assert [{k: str(v) for k, v in r.items()} for r in rows_json] == rows_csv
+    titles = {a: models.get_spec(a).title for a in APP_ARCHS}
+    assert {titles[r["model"]]: r["latency_ms"] for r in rows_json} == shown
+
+
+def test_classify_corruption_sweep(app_checkpoints):
+    at = run_page("pages/1_Classify.py")
+    at.selectbox(key="classify-corruption").set_value("blur").run()
     assert_clean(at)
-    assert len(at.dataframe) == 1 and len(at.dataframe[0].value) == len(APP_ARCHS)
+    assert vega_charts(at) == 2                          # the matrix and the severity sweep
+    assert any("blur" in c.lower() for c in image_captions(at))
+
+
+# --- Compare ---------------------------------------------------------------------------
+
+def test_compare_labels_deep_link_and_one_latency(app_checkpoints):
+    at = run_page("pages/2_Compare.py", arch="se_resnet18")
+    assert_clean(at)
+    table = at.dataframe[0].value
+    assert len(table) == len(APP_ARCHS)
+    assert not {"params_M", "gmacs", "top1", "latency_ms"} & set(table.columns)      # point 8: raw names
+    assert {"parameters (millions)", "GMACs per image", "CPU latency (ms)", "val top-1 (%)"} <= set(table.columns)
+    assert at.selectbox(key="cmp-a").value == "se_resnet18"                           # point 7: ?arch=
+    assert any("median of 9 warm runs" in c.value for c in at.caption)
+    # point 3: the latency on Compare is the latency on Classify (one measurement per process)
+    classify = run_page("pages/1_Classify.py")
+    there = dict(zip(classify.dataframe[0].value["model"], classify.dataframe[0].value["latency (ms)"]))
+    here = dict(zip(table["model"], table["CPU latency (ms)"]))
+    assert here == there
     assert any("val images get different top-1 answers" in m.value for m in at.markdown)
-    at.selectbox[0].set_value("train_loss").run()
+    at.selectbox(key="cmp-metric").set_value("train_loss").run()
     assert_clean(at)
 
+
+def test_compare_robustness_section(app_checkpoints):
+    at = run_page("pages/2_Compare.py")
+    assert any("relative robustness is the mean top-1" in c.value for c in at.caption)
+    at.selectbox(key="cmp-corruption").set_value("Blur").run()
+    assert_clean(at)
+
+
+# --- inside the networks ---------------------------------------------------------------
 
 def test_filters_every_model_and_activations(app_checkpoints):
-    at = run_page("pages/3_Filters.py")
+    at = run_page("pages/3_Filters.py", arch="alexnet")
     assert_clean(at)
     assert any("AlexNet: 96 kernels of 11x11x3" in h.value for h in at.subheader)
     at.toggle[0].set_value(True).run()
     assert_clean(at)
     for sort in ("colour", "frequency"):
-        at.selectbox[1].set_value(sort).run()
+        at.selectbox(key="filters-sort").set_value(sort).run()
         assert_clean(at)
     assert any("maps (" in c for c in image_captions(at))  # the default sample's activation maps
 
 
-def test_retrieval_shows_both_precisions_and_neighbours(app_checkpoints):
+def test_retrieval_labels_and_neighbours(app_checkpoints):
     at = run_page("pages/4_Retrieval.py")
     assert_clean(at)
     table = at.dataframe[0].value
-    assert len(table) == len(APP_ARCHS) and {"features, Euclidean (%)", "raw pixels (%)"} <= set(table.columns)
+    assert len(table) == len(APP_ARCHS) and {"by features, Euclidean (%)", "by raw pixels (%)"} <= set(table.columns)
+    k = int(re.search(r"Precision@(\d+)", "\n".join(c.value for c in at.caption)).group(1))
+    assert at.slider(key="retr-k").value == k                                  # point 8: default = the k reported
+    assert not any("-image-gallery neighbours" in c.value for c in at.caption)
     assert any("search of 30 images" in c.value for c in at.caption)
-    at.radio[0].set_value("cosine").run()
+    assert sum(bool(re.search(r"\ndistance [0-9.]+", c.value)) for c in at.caption) == 2 * k  # each labelled
+    at.radio(key="retr-metric").set_value("cosine").run()
     assert_clean(at)
 
 
-def test_se_page_applies_only_to_se_models(app_checkpoints):
+def test_se_page_first_visit_and_class_profiles(app_checkpoints):
     at = run_page("pages/5_SE_Excitation.py")
     assert_clean(at)
-    assert any("no SE blocks: LeNet-5, AlexNet, Vision Transformer" in c.value for c in at.caption)
-    assert at.selectbox[0].value == "se_resnet18"
-    at.multiselect[0].set_value(["golf_ball-1.jpg", "church-1.jpg"]).run()
-    assert_clean(at)
+    assert any("no SE blocks: LeNet-5, AlexNet, Vision Transformer, MLP-Mixer" in c.value for c in at.caption)
+    assert at.selectbox(key="se-model").value == "se_resnet18"
+    assert any("minus" in m.value for m in at.markdown)          # point 6: two samples and their difference
+    assert at.select_slider(key="se-block").value == 8            # point 8: the last block, not block 7
     assert any("8 blocks" in c.value for c in at.caption)
-    assert any("Mean gate of each channel" in c.value for c in at.caption)
 
 
-def test_attention_page_applies_only_to_vit(app_checkpoints):
+def test_attention_page_with_vit_and_mixer(app_checkpoints):
     at = run_page("pages/6_ViT_Attention.py")
     assert_clean(at)
-    assert any("no self-attention: LeNet-5, AlexNet, SE-ResNet-18" in c.value for c in at.caption)
-    assert {"input", "attention rollout"} <= set(image_captions(at))
-    assert any(c.startswith("gradient rollout for") for c in image_captions(at))
-    assert sum(c.startswith("head ") for c in image_captions(at)) == 3
-    at.slider[0].set_value(1).run()
+    caps = image_captions(at)
+    assert "attention rollout" in caps and any(c.startswith("gradient rollout for") for c in caps)
+    assert sum(c.startswith("head ") for c in caps) == 3
+    assert any("Mean attention distance" in c.value for c in at.caption)
+    assert any("token-mixing weights" in c.value for c in at.caption)
+    at.slider(key="att-layer").set_value(1).run()
     assert_clean(at)
 
 
-def test_attribution_page_two_models(app_checkpoints):
+def test_attention_page_without_vit_names_the_command_not_a_path(app_checkpoints, tmp_path, monkeypatch,
+                                                                 fresh_caches):
+    """Issue 10, point 5: it showed nothing, and `.../checkpoints/vit/card.json does not exist`."""
+    for arch in ("lenet5", "alexnet"):
+        shutil.copytree(app_checkpoints / arch, tmp_path / arch)
+    import explorer.zoo
+    monkeypatch.setattr(explorer.zoo, "CHECKPOINTS", tmp_path)
+    at = run_page("pages/6_ViT_Attention.py")
+    assert_clean(at)
+    assert any("python scripts/train.py --arch vit" in i.value for i in at.info)
+
+
+def test_broken_checkpoint_is_named_without_a_path(app_checkpoints, tmp_path, monkeypatch, fresh_caches):
+    shutil.copytree(app_checkpoints / "alexnet", tmp_path / "alexnet")
+    shutil.copytree(app_checkpoints / "lenet5", tmp_path / "lenet5")
+    (tmp_path / "lenet5" / "card.json").write_text("{not json")
+    import explorer.zoo
+    monkeypatch.setattr(explorer.zoo, "CHECKPOINTS", tmp_path)
+    at = run_page("app.py")
+    assert_clean(at)
+    at = run_page("pages/1_Classify.py")
+    assert_clean(at)
+
+
+def test_attribution_page_default_and_deep_link(app_checkpoints):
     at = run_page("pages/7_Attributions.py")
     assert_clean(at)
-    assert at.multiselect[0].value == ["lenet5", "alexnet"]
-    at.multiselect[1].set_value(["integrated_gradients", "occlusion", "smoothgrad", "gradcam"]).run()
+    assert at.multiselect(key="attr-models").value == APP_ARCHS[-2:]       # the two newest trained models
+    assert len([m for m in at.markdown if m.value.startswith("#### ")]) == 4  # every method, each explained
+    at = run_page("pages/7_Attributions.py", arch="alexnet")
+    assert at.multiselect(key="attr-models").value == ["alexnet", "lenet5"]    # point 7: two models, not one
+    at.toggle(key="attr-shared").set_value(True).run()
     assert_clean(at)
-    assert sum("**" in m.value for m in at.markdown) >= 4
+
+
+# --- Anatomy ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("arch", [s.name for s in models.list_architectures()])
+def test_anatomy_every_architecture(app_checkpoints, arch):
+    at = run_page("pages/8_Anatomy.py", arch=arch)
+    assert_clean(at)
+    assert at.selectbox(key="anat-arch").value == arch
+    assert len(at.get("graphviz_chart")) == len(models.get_spec(arch).blocks)
+    at.radio(key="anat-preset").set_value("paper").run()
+    assert_clean(at)
+
+
+def test_anatomy_explains_the_blog_resnet34_total(app_checkpoints):
+    at = run_page("pages/8_Anatomy.py", arch="resnet34")
+    at.radio(key="anat-preset").set_value("paper").run()
+    note = " ".join(i.value for i in at.info)
+    assert "21,298,314" in note and "21,289,802" in note and "8,512" in note
+
+
+def test_pages_link_to_anatomy_from_their_model_picker(app_checkpoints):
+    at = run_page("pages/3_Filters.py", arch="alexnet")
+    links = [p for p in at.get("page_link") if "Anatomy of" in p.proto.label]
+    assert links and links[0].proto.label == "Anatomy of AlexNet"

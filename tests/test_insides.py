@@ -61,7 +61,7 @@ def test_index_tied_to_weights(tmp_path):
     assert retrieval.load_index(tmp_path / "ix.safetensors", card).feats.shape == (5, 4)
     with pytest.raises(retrieval.RetrievalError, match="other weights.*build_index.py --arch alexnet"):
         retrieval.load_index(tmp_path / "ix.safetensors", {**card, "weights": [{"sha256": "def"}]})
-    with pytest.raises(retrieval.RetrievalError, match="No retrieval index"):
+    with pytest.raises(retrieval.RetrievalError, match="no retrieval index yet"):
         retrieval.load_index(tmp_path / "none.safetensors", card)
 
 
@@ -102,6 +102,38 @@ def test_captum_capture_matches_probe_and_leaves_model_unchanged():
         attention.capture_attention(models.create("resnet18"), torch.randn(1, 3, 128, 128))
 
 
+def test_mean_attention_distance():
+    """Uniform attention sees the mean distance between patches; attention to oneself sees 0."""
+    grid, patch = (8, 8), 16
+    uniform = torch.full((2, 3, 4, 65, 65), 1 / 65)
+    d = attention.mean_attention_distance(uniform, 1, grid, patch)
+    assert d.shape == (3, 4) and torch.allclose(d, torch.full((3, 4), attention.uniform_distance(grid, patch)))
+    eye = torch.eye(65).expand(1, 3, 4, 65, 65)
+    assert attention.mean_attention_distance(eye, 1, grid, patch).abs().max() == 0
+    # a head that only looks at the patch to its right sees exactly one patch away
+    right = torch.zeros(65, 65)
+    for i in range(64):
+        r, c = divmod(i, 8)
+        right[1 + i, 1 + r * 8 + min(c + 1, 7)] = 1
+    d = attention.mean_attention_distance(right.expand(1, 1, 1, 65, 65), 1, grid, patch)
+    assert float(d) == pytest.approx(16 * 56 / 64)
+
+
+def test_position_similarity_and_token_mixing_distance():
+    torch.manual_seed(0)
+    vit = models.create("vit").eval()
+    sim = attention.position_similarity(vit)
+    assert sim.shape == (64, 64) and torch.allclose(sim.diagonal(), torch.ones(64), atol=1e-5)
+    mixer = models.create("mlp_mixer").eval()
+    d = attention.token_mixing_distance(mixer)
+    assert d.shape == (8,) and (d > 0).all()
+    block = mixer.trunk.blocks[0].mlp_tokens   # a token mixer that copies each token to itself
+    with torch.no_grad():
+        block.fc1.weight.copy_(torch.eye(64).repeat(4, 1)[:block.fc1.out_features])
+        block.fc2.weight.copy_(torch.eye(64).repeat(1, 4)[:, :block.fc2.in_features])
+    assert float(attention.token_mixing_distance(mixer)[0]) == pytest.approx(0, abs=1e-4)
+
+
 # --- attributions ----------------------------------------------------------------------
 
 @pytest.mark.parametrize("arch", ["alexnet", "vit", "mlp_mixer", "se_resnet18"])
@@ -118,7 +150,7 @@ def test_every_method_shape_and_no_side_effects(arch):
     assert all(p.grad is None for p in m.parameters())
 
 
-def test_trained_model_attribution_means_something():
+def test_trained_model_attribution_depends_on_the_image():
     """The shipped LeNet-5's attribution of a real photo differs from that of a blank image."""
     model, _ = models.load("lenet5", REPO / "checkpoints")
     real = data.preprocess(Image.open(REPO / "samples" / "golf_ball-1.jpg"), 32)
@@ -141,9 +173,79 @@ def test_integrated_gradients_completeness():
     assert abs(float(delta)) < 0.05 * abs(float(gap)) + 1e-3
 
 
-def test_shared_scale():
-    a, b = attribution.shared_scale([torch.tensor([1.0, 2.0]), torch.tensor([4.0, -8.0])], signed=True)
-    assert b.abs().max() == 1 and a.max() == pytest.approx(0.25)
+def test_robust_scale_survives_one_hot_pixel():
+    """Issue 10, point 1: dividing by the single largest value let one pixel blank the map."""
+    torch.manual_seed(0)
+    m = torch.rand(64, 64) * 0.1
+    m[0, 0] = 100.0
+    (scaled,), ((_, top),) = attribution.robust_scale([m])
+    assert top == pytest.approx(float(torch.quantile(m.flatten(), 0.99)), rel=1e-5)
+    assert attribution.coverage(scaled) > 0.5 > attribution.coverage(m / m.abs().max())
+    signed, _ = attribution.robust_scale([torch.tensor([[-2.0, 1.0], [0.5, 0.0]])])
+    assert signed[0][0, 0] < 0 <= signed[0][0, 1] and signed[0].abs().max() <= 1
+    maps, spans = attribution.robust_scale([torch.rand(8, 8), 10 * torch.rand(8, 8)], shared=True)
+    assert spans[0] == spans[1] and maps[0].abs().max() < 0.2
+    flat = torch.full((8, 8), 0.6)
+    flat[0] = 1.0                                              # positive everywhere, varying a little
+    (stretched,), ((lo, hi),) = attribution.robust_scale([flat], signed=False)
+    assert lo == pytest.approx(0.6) and stretched.min() == 0 and stretched.max() == 1
+
+
+def test_overlay_and_colorbar():
+    img = (torch.rand(32, 32, 3) * 255).byte().numpy()
+    heat = torch.zeros(32, 32)
+    heat[:16] = 1.0
+    out = attribution.overlay(img, heat, signed=True)
+    assert out.shape == (32, 32, 3) and out.dtype.name == "uint8"
+    redness = out[..., 0].astype(int) - out[..., 2].astype(int)
+    assert redness[:16].mean() > 40 and abs(redness[16:].mean()) < 5   # red where positive, grey elsewhere
+    bar = attribution.colorbar(signed=True)
+    assert bar[0, 0, 2] > bar[0, 0, 0] and bar[0, -1, 0] > bar[0, -1, 2]  # blue on the left, red on the right
+
+
+def test_gradcam_layer_has_a_spatial_map():
+    """LeNet-5's last conv (C5) is 1x1, which painted the whole image one colour."""
+    model, _ = models.load("lenet5", REPO / "checkpoints")
+    x = data.preprocess(Image.open(REPO / "samples" / "golf_ball-1.jpg"), 32)
+    _, grid = attribution.cam_layer(model, x)
+    assert min(grid) >= 2
+    for arch, want in (("alexnet", (6, 6)), ("se_resnet18", (4, 4))):
+        m = models.create(arch).eval()
+        assert attribution.cam_layer(m, torch.randn(1, 3, 128, 128))[1] == want
+
+
+SHIPPED = [a for a in ("lenet5", "alexnet", "se_resnet18") if (REPO / "checkpoints" / a / "card.json").exists()]
+
+
+@pytest.mark.parametrize("arch", SHIPPED)
+def test_default_view_maps_are_neither_empty_nor_one_colour(arch):
+    """Every method's map of the default sample, as the Attributions page draws it, shows a pattern."""
+    model, _ = models.load(arch, REPO / "checkpoints")
+    x = data.preprocess(Image.open(REPO / "samples" / "golf_ball-1.jpg"), model.input_size, model.in_chans)
+    target = int(model(x).argmax())
+    for method, meta in attribution.METHODS.items():
+        (scaled,), _ = attribution.robust_scale([attribution.attribute(model, x, target, method)],
+                                                signed=meta.signed)
+        cover = attribution.coverage(scaled)
+        assert 0.02 < cover < 0.98, (arch, method, cover)
+        assert float(scaled.std()) > 0.05, (arch, method)
+
+
+def test_trained_model_attributes_the_object_more_than_a_blank_image():
+    """The best shipped model's Grad-CAM and Occlusion put more of their positive mass on the golf
+    ball (the upper centre of the sample) than they do on the same place of a blank image."""
+    model, _ = models.load(SHIPPED[-1], REPO / "checkpoints")
+    real = data.preprocess(Image.open(REPO / "samples" / "golf_ball-1.jpg"), model.input_size)
+    blank = data.preprocess(Image.new("RGB", (160, 160), (128, 128, 128)), model.input_size)
+    s = model.input_size
+    box = (slice(s // 8, s // 2 + s // 8), slice(s // 4, 3 * s // 4))   # where the ball is
+    ball = data.NAMES.index("golf ball")
+    for method in ("gradcam", "occlusion"):
+        shares = []
+        for x in (real, blank):
+            m = attribution.attribute(model, x, ball, method).clamp(min=0)
+            shares.append(float(m[box].sum() / m.sum().clamp(min=1e-12)))
+        assert shares[0] > shares[1] + 0.1, (method, shares)
 
 
 # --- SE --------------------------------------------------------------------------------

@@ -1,0 +1,179 @@
+"""Anatomy: every architecture layer by layer, where its cost lives, how far its units see,
+its building block, and how it differs from the paper and from its predecessor."""
+from __future__ import annotations
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+import models
+from explorer import anatomy, ui
+
+ui.page("Anatomy", "How each network is built, computed from its modules (no weights needed, so every "
+        "architecture is here, trained or not): layers in forward order with their parameters and "
+        "multiply-accumulates (MACs), where the cost lives, how far each unit sees, the building block as a "
+        "graph, and what differs from the paper and from its predecessor.")
+
+specs = {s.name: s for s in models.list_architectures()}
+names = list(specs)
+
+
+@st.cache_data(show_spinner="Tracing the network (shapes only, on the meta device)...")
+def table(arch: str, preset: str, num_classes: int) -> anatomy.Table:
+    return anatomy.table(arch, preset, num_classes)
+
+
+@st.cache_data(show_spinner=False)
+def graph(arch: str, path: str, preset: str) -> str:
+    return anatomy.block_graph(arch, path, preset)
+
+
+link = ui.deep_link()
+c1, c2 = st.columns([2, 3])
+with c1:
+    arch = st.selectbox("Architecture", names, index=names.index(link) if link in names else names.index("alexnet"),
+                        format_func=lambda a: f"{specs[a].year} · {specs[a].title}", key="anat-arch")
+    if arch != link:
+        st.query_params["arch"] = arch
+with c2:
+    preset = st.radio("Configuration", ["explorer", "paper"], horizontal=True, key="anat-preset",
+                      format_func={"explorer": "explorer (what the checkpoints use)",
+                                   "paper": "paper (as published)"}.get)
+spec = specs[arch]
+t = table(arch, preset, 10)
+p_in = spec.presets[preset]
+st.markdown(f"**{spec.title}** ({spec.year}): {spec.key_idea}")
+st.markdown(f"{preset.capitalize()} configuration: **{t.params:,} parameters**, **{t.macs / 1e9:.3f} GMACs** "
+            f"per {p_in.input_size} px {'RGB' if p_in.in_chans == 3 else 'grey'} image, 10 classes.")
+note = anatomy.blog_note(arch, preset, 10, t.params)
+if note:
+    st.info(note, icon=":material/menu_book:")
+elif arch in ("resnet34", "alexnet", "vgg16") and preset == "explorer":
+    st.caption("Switch to the paper configuration to set this network beside the vision-hist blog's layer table.")
+
+# --- where the cost lives -------------------------------------------------------------
+st.header("Where the cost lives")
+configs = {"explorer, 10 classes": table(arch, "explorer", 10), "paper, 10 classes": table(arch, "paper", 10),
+           "paper, 1000 classes": table(arch, "paper", 1000)}
+totals = pd.DataFrame([{"configuration": k, "input": f"{v.input_size} px", "parameters": f"{v.params:,}",
+                        "GMACs": f"{v.macs / 1e9:.3f}"} for k, v in configs.items()])
+st.dataframe(totals, hide_index=True, width="stretch")
+sdf = pd.DataFrame(anatomy.stage_rows(configs))
+order = list(dict.fromkeys(sdf.sort_values("order")["stage"]))
+for what, title in (("params", "parameters"), ("MACs", "multiply-accumulates")):
+    st.altair_chart(alt.Chart(sdf).mark_bar().encode(
+        x=alt.X("stage:N", sort=order, title=None, axis=alt.Axis(labelAngle=-30, labelLimit=160)),
+        y=alt.Y(f"{what} %:Q", title=f"share of {title} (%)", scale=alt.Scale(domain=[0, 100])),
+        xOffset=alt.XOffset("configuration:N", sort=list(configs)),
+        color=alt.Color("configuration:N", sort=list(configs), legend=alt.Legend(orient="top", title=None)),
+        tooltip=["configuration", "stage", "resolution", alt.Tooltip("params:Q", format=","),
+                 alt.Tooltip("params %:Q", format=".1f"), alt.Tooltip("MACs:Q", format=","),
+                 alt.Tooltip("MACs %:Q", format=".1f")],
+    ).properties(height=340, title=f"Where the {title} are"), width="stretch")
+st.markdown(anatomy.cost_summary(t))
+st.caption("Stages are runs of layers producing maps of one resolution (the grouping of the ResNet and "
+           "MobileNet papers' tables), the blocks of a Transformer or Mixer, and the classifier. MACs count "
+           "convolutions and matrix products, as torch's FlopCounterMode does; the totals equal the app's "
+           "figures everywhere else.")
+
+# --- layer by layer -------------------------------------------------------------------
+st.header("Layer by layer")
+deepest = anatomy.max_depth(t)
+depth = st.select_slider("Detail", options=list(range(1, deepest + 1)), value=deepest, key="anat-depth",
+                         format_func=lambda d: "every layer" if d == deepest else f"modules {d} deep",
+                         help="Fold the table to blocks: sub-layers merge into their parent; totals do not change.")
+rows = pd.DataFrame(anatomy.table_rows(t, None if depth == deepest else depth))
+rows["layer type"] = (rows["type"] + " " + rows["detail"]).str.strip()
+rows = rows[["layer", "layer type", "output", "params", "params %", "MACs", "MACs %", "receptive field"]]
+st.dataframe(rows, hide_index=True, width="stretch", height=min(38 + 35 * len(rows), 460), column_config={
+    "layer": st.column_config.TextColumn(width="small"),
+    "layer type": st.column_config.TextColumn(width="medium"),
+    "output": st.column_config.TextColumn(width="small"),
+    "params": st.column_config.NumberColumn(format="localized", width="small"),
+    "MACs": st.column_config.NumberColumn(format="localized", width="small"),
+    "receptive field": st.column_config.TextColumn(width="small"),
+    "params %": st.column_config.ProgressColumn(format="%.1f%%", min_value=0, max_value=100, width="small"),
+    "MACs %": st.column_config.ProgressColumn(format="%.1f%%", min_value=0, max_value=100, width="small"),
+})
+st.caption(f"{len(rows)} rows, summing to {t.params:,} parameters and {t.macs:,} MACs. A module used twice in one "
+           "pass (ResNet's ReLU) appears at each use, its parameters counted once; '(own)' rows are work a "
+           "module does outside its sub-layers (ViT's class token and position embeddings, attention's matrix "
+           "products).")
+
+# --- receptive field ------------------------------------------------------------------
+st.header("Receptive field and resolution")
+rf = pd.DataFrame(anatomy.rf_rows(t))
+if not rf.empty:
+    long = rf.melt(id_vars=["#", "layer"], value_vars=["receptive field (px)", "map side (units)", "jump (px)"],
+                   var_name="quantity", value_name="value")
+    base = alt.Chart(long).mark_line(point=True).encode(
+        x=alt.X("#:Q", title="layer (forward order, as in the table)"),
+        y=alt.Y("value:Q", scale=alt.Scale(type="log"), title="px (log scale)"),
+        color=alt.Color("quantity:N", legend=alt.Legend(orient="bottom", title=None)),
+        tooltip=["layer", "quantity", alt.Tooltip("value:Q", format="g")])
+    rule = alt.Chart(pd.DataFrame({"y": [t.input_size], "label": [f"input side ({t.input_size} px)"]})).encode(y="y:Q")
+    st.altair_chart((base + rule.mark_rule(strokeDash=[4, 4], color="grey")
+                     + rule.mark_text(align="left", dx=4, dy=-6, color="grey").encode(text="label:N", x=alt.value(0)))
+                    .properties(height=320), width="stretch")
+st.markdown(anatomy.rf_summary(t))
+st.caption("Computed by following the input through the forward pass: each convolution or pooling of kernel k "
+           "widens the receptive field by (k - 1) x jump, each stride multiplies the jump; where branches "
+           "meet (residual additions, concatenations) the widest wins. Nothing is typed in."
+           + (" A dip is a shortcut projection or a side branch: it sees less of the image than the main path "
+              "beside it." if anatomy.has_dips(t) else ""))
+
+# --- the building block -------------------------------------------------------------------
+st.header("The building block")
+for path, caption in spec.blocks:
+    st.markdown(caption)
+    st.graphviz_chart(graph(arch, path, preset), width="content")
+    st.caption(f"Traced from the module `{path}` with torch.fx; identity and dropout layers are left out.")
+
+# --- paper against explorer ---------------------------------------------------------------------
+st.header("Paper against explorer")
+paper_t, expl_t = table(arch, "paper", 10), table(arch, "explorer", 10)
+pairs = anatomy.align(paper_t.rows, expl_t.rows)
+changed = sum(p.status != "same" for p in pairs)
+dev = spec.presets["explorer"].deviations
+st.markdown("**The explorer differs from the paper in:**\n" + "\n".join(f"- {d}" for d in dev) if dev else
+            "The explorer configuration is the paper's.")
+st.markdown(f"Layer by layer (A = paper at {paper_t.input_size} px, B = explorer at {expl_t.input_size} px): "
+            f"**{changed} of {len(pairs)}** rows differ.")
+STATUS_COLOURS = {"changed": "#fff1d6", "only in A": "#fde2e1", "only in B": "#e1f5e4"}
+
+
+def highlight(row):
+    colour = STATUS_COLOURS.get(row["status"], "")
+    return [f"background-color: {colour}" if colour else "" for _ in row]
+
+
+st.dataframe(pd.DataFrame(anatomy.align_rows(pairs)).style.apply(highlight, axis=1), hide_index=True,
+             width="stretch", height=min(38 + 35 * len(pairs), 420))
+
+# --- two architectures -----------------------------------------------------------------
+st.header("Side by side with another architecture")
+partners = [b for a, b in anatomy.PAIRS if a == arch] + [a for a, b in anatomy.PAIRS if b == arch]
+default_b = partners[0] if partners else names[max(0, names.index(arch) - 1)]
+others = [n for n in names if n != arch]
+b_arch = st.selectbox("Compare with", others, index=others.index(default_b) if default_b in others else 0,
+                      format_func=lambda a: f"{specs[a].year} · {specs[a].title}", key="anat-other",
+                      help="The pairs the papers themselves draw come first: AlexNet -> ZFNet, VGG-16 -> ResNet-34, "
+                           "ResNet-18 -> SE-ResNet-18.")
+first, second = sorted([arch, b_arch], key=names.index)
+ta, tb = table(first, preset, 10), table(second, preset, 10)
+pairs = anatomy.align(ta.rows, tb.rows)
+st.markdown(f"A = **{specs[first].title}** ({ta.params:,} params, {ta.macs / 1e9:.3f} GMACs), "
+            f"B = **{specs[second].title}** ({tb.params:,} params, {tb.macs / 1e9:.3f} GMACs), both {preset}.")
+if names.index(second) == names.index(first) + 1:
+    st.markdown(f"**What changed.** {specs[second].changed}")
+counts = {s: sum(p.status == s for p in pairs) for s in ("same", "changed", "only in A", "only in B")}
+st.caption(" · ".join(f"{v} {k}" for k, v in counts.items()) + " (rows matched in order by layer type)")
+st.dataframe(pd.DataFrame(anatomy.align_rows(pairs)).style.apply(highlight, axis=1), hide_index=True,
+             width="stretch", height=min(38 + 35 * len(pairs), 420))
+both = pd.DataFrame(anatomy.stage_rows({specs[first].title: ta, specs[second].title: tb}))
+st.altair_chart(alt.Chart(both).mark_bar().encode(
+    x=alt.X("order:O", title="stage (in forward order)"), y=alt.Y("MACs:Q", title="MACs"),
+    xOffset="configuration:N", color=alt.Color("configuration:N", title=None, legend=alt.Legend(orient="bottom")),
+    tooltip=["configuration", "stage", "resolution", alt.Tooltip("params:Q", format=","),
+             alt.Tooltip("MACs:Q", format=",")]).properties(height=260, title="Compute per stage"),
+    width="stretch")

@@ -1,0 +1,214 @@
+"""Drive the real app in Chromium: start `streamlit run app.py`, open pages at a given
+width, wait until the script has finished, and read what a person would see.
+
+Used by tests/test_browser.py and, for looking at pages by eye, from the command line:
+
+    python tests/browser.py --out /tmp/shots Home Classify "Anatomy?arch=vgg16"
+
+which writes one full-page screenshot per page and width (1024, 1280, 1920 px).
+Needs Debian's chromium (/usr/bin/chromium).
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        "--disable-dev-shm-usage"]
+WIDTHS = (1024, 1280, 1920)
+# what a server path looks like in page text: this checkout, temp dirs, home dirs, checkpoint files
+PATH_PATTERNS = [re.escape(str(REPO)), r"/tmp/", r"/home/", r"/root/", r"/work/", r"/usr/lib", r"site-packages",
+                 r"card\.json", r"\.safetensors", r"Traceback \(most recent"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serve(checkpoints: Path | None = None, env: dict | None = None, timeout: float = 120):
+    """A fresh `streamlit run app.py` on a free port; yields its URL."""
+    port = free_port()
+    full_env = {**os.environ, **(env or {})}
+    if checkpoints is not None:
+        full_env["VH_CHECKPOINTS"] = str(checkpoints)
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(REPO / "app.py"), "--server.port",
+                             str(port), "--server.address", "127.0.0.1", "--server.headless", "true"],
+                            cwd=REPO, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).status == 200:
+                break
+        except OSError:
+            time.sleep(0.3)
+    else:
+        proc.kill()
+        raise RuntimeError("streamlit did not start: " + proc.stdout.read().decode()[-2000:])
+    try:
+        yield url, proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@contextlib.contextmanager
+def browser():
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+def new_page(b, width: int, height: int = 900):
+    """A page that records every request, so a test can say which hosts were asked."""
+    ctx = b.new_context(viewport={"width": width, "height": height})
+    page = ctx.new_page()
+    page.set_default_timeout(180_000)
+    page.requests = []
+    page.on("request", lambda r: page.requests.append(r.url))
+    return page
+
+
+def wait_idle(page, settle: float = 0.6, timeout: float = 180) -> None:
+    """Wait until Streamlit has finished running the page's script (the app root says so in its
+    `data-test-script-state`) and it has stayed finished for `settle` seconds."""
+    page.wait_for_selector("[data-testid='stApp']")
+    deadline = time.time() + timeout
+    quiet_since = None
+    seen_run = False
+    while time.time() < deadline:
+        state = page.evaluate("() => document.querySelector('[data-testid=stApp]')"
+                              "?.getAttribute('data-test-script-state')")
+        seen_run = seen_run or state == "running"
+        if state == "running" or (state == "initial" and not seen_run):
+            quiet_since = None
+        elif quiet_since is None:
+            quiet_since = time.time()
+        elif time.time() - quiet_since >= settle:
+            return
+        time.sleep(0.15)
+    raise TimeoutError("the page kept running")
+
+
+def open_page(page, url: str, path: str = "") -> None:
+    page.goto(f"{url}/{path}".rstrip("/"))
+    wait_idle(page)
+
+
+def overflow(page) -> list[str]:
+    """Elements that stick out to the right of the window (what makes a page scroll sideways),
+    plus whether the document itself scrolls horizontally."""
+    return page.evaluate("""() => {
+        const w = document.documentElement.clientWidth;
+        const out = [];
+        if (document.documentElement.scrollWidth > w + 1) out.push('document scrolls sideways: ' +
+            document.documentElement.scrollWidth + ' > ' + w);
+        for (const el of document.querySelectorAll('[data-testid="stMain"] *')) {
+            const r = el.getBoundingClientRect();
+            if (r.width > 0 && r.right > w + 1) {
+                let clipped = false;   // inside a scroll box (e.g. a data frame), not the page
+                for (let p = el.parentElement; p; p = p.parentElement) {
+                    const s = getComputedStyle(p);
+                    if (['auto', 'scroll', 'hidden', 'clip'].includes(s.overflowX) &&
+                        p.getBoundingClientRect().right <= w + 1) { clipped = true; break; }
+                }
+                if (!clipped) out.push((el.getAttribute('data-testid') || el.tagName) + ' right=' +
+                                       Math.round(r.right));
+            }
+        }
+        return out.slice(0, 10);
+    }""")
+
+
+def truncated(page) -> list[str]:
+    """Text cut short with an ellipsis in page links, metrics, captions and text (not in widgets,
+    where Streamlit ellipsises long chips by design)."""
+    return page.evaluate("""() => {
+        const sel = '[data-testid="stMain"] [data-testid="stPageLink"] *, [data-testid="stMain"] ' +
+                    '[data-testid="stMetric"] *, [data-testid="stMain"] [data-testid="stMarkdownContainer"] *, ' +
+                    '[data-testid="stMain"] [data-testid="stCaptionContainer"] *';
+        const out = [];
+        for (const el of document.querySelectorAll(sel)) {
+            const s = getComputedStyle(el);
+            if (s.textOverflow === 'ellipsis' && el.scrollWidth > el.clientWidth + 1 && el.innerText.trim())
+                out.push(el.innerText.trim().slice(0, 60));
+        }
+        return [...new Set(out)].slice(0, 10);
+    }""")
+
+
+def exceptions(page) -> list[str]:
+    return [e.inner_text()[:300] for e in page.locator("[data-testid='stException']").all()]
+
+
+def server_paths(text: str) -> list[str]:
+    return [p for p in PATH_PATTERNS if re.search(p, text)]
+
+
+def foreign_hosts(page, url: str) -> list[str]:
+    own = re.match(r"https?://[^/]+", url).group(0)
+    return sorted({re.match(r"[a-z]+://[^/]+", r).group(0) for r in page.requests
+                   if re.match(r"https?://", r) and not r.startswith(own)})
+
+
+def screenshot(page, path: Path, width: int) -> None:
+    """The whole page: Streamlit scrolls inside its main container, so grow the window to fit."""
+    height = page.evaluate("() => { const m = document.querySelector('[data-testid=\"stMain\"]');"
+                           " return Math.max(m ? m.scrollHeight : 0, document.body.scrollHeight); }")
+    page.set_viewport_size({"width": width, "height": min(int(height) + 40, 12000)})
+    time.sleep(0.8)
+    page.screenshot(path=str(path), full_page=True)
+    page.set_viewport_size({"width": width, "height": 900})
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("pages", nargs="+", help="page paths, e.g. Home Classify 'Anatomy?arch=vgg16'")
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--widths", default=",".join(map(str, WIDTHS)))
+    ap.add_argument("--checkpoints", type=Path, default=None)
+    args = ap.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    with serve(args.checkpoints) as (url, _), browser() as b:
+        for w in map(int, args.widths.split(",")):
+            page = new_page(b, w)
+            for path in args.pages:
+                target = "" if path == "Home" else path
+                t0 = time.time()
+                open_page(page, url, target)
+                name = re.sub(r"[^A-Za-z0-9_=-]+", "_", path)
+                shot = args.out / f"{name}-{w}.png"
+                screenshot(page, shot, w)
+                text = page.inner_text("body")
+                print(f"{path} @ {w}px: {time.time() - t0:.1f} s, overflow {overflow(page)}, truncated "
+                      f"{truncated(page)}, exceptions "
+                      f"{len(exceptions(page))}, paths {server_paths(text)}, foreign hosts "
+                      f"{foreign_hosts(page, url)} -> {shot}", flush=True)
+            page.context.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
