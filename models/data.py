@@ -281,3 +281,35 @@ def mix_batch(x: torch.Tensor, y: torch.Tensor, mixup: float, cutmix: float):
     else:
         x = lam * x + (1 - lam) * x[perm]
     return x, y, y[perm], lam
+
+
+# --- a held-out slice of train, for tuning without looking at val --------------------------
+
+def split_fingerprint(root: str | Path, splits=("train",)) -> str:
+    """`fingerprint` over the given splits only: names the data of a run that never reads val
+    (whose folder may then be empty, as on a machine sent the train split alone)."""
+    h = hashlib.sha256()
+    root = Path(root)
+    for split in splits:
+        for p in list_split(root, split)[0]:
+            h.update(f"{p.relative_to(root)}:{p.stat().st_size}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def holdout_split(labels, fraction: float, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """(train indices, held-out indices) into `labels`, both sorted: round(fraction * n) images of
+    every class held out (at least one when fraction > 0, never a class's last image).
+
+    Which images are held out depends only on the labels and `seed` (not on the training
+    seed, the device or the call), so every run tuned against the slice sees the same one.
+    """
+    if not 0 <= fraction < 1:
+        raise ValueError(f"holdout fraction must be in [0, 1), got {fraction}")
+    labels = torch.as_tensor(labels).cpu()
+    keys = torch.rand(len(labels), generator=torch.Generator().manual_seed(seed))
+    held = torch.zeros(len(labels), dtype=torch.bool)
+    for c in labels.unique().tolist():
+        idx = (labels == c).nonzero().squeeze(1)
+        k = min(len(idx) - 1, max(1, round(fraction * len(idx)))) if fraction > 0 else 0
+        held[idx[keys[idx].argsort()[:k]]] = True
+    return (~held).nonzero().squeeze(1), held.nonzero().squeeze(1)

@@ -2,12 +2,15 @@
 
     python scripts/bench_train.py                          # a default set of architectures
     python scripts/bench_train.py --arch resnet18 --steps 30 --compile
+    python scripts/bench_train.py --arch all --augment trivial --fused_optimizer true
 
-For each architecture, on whatever device this runs on:
+For each architecture (`--arch all`: every one), on whatever device this runs on:
 
-* fast path: scripts/train.py's own step (`make_batch` + `train_step`): uint8 images
-  resident on the device, random-resized crop + flip on the device, bf16 autocast on CUDA,
-  channels_last, optional torch.compile;
+* fast path: scripts/train.py's own step (`make_batch` + `train_step`) with the arch's
+  recipe: uint8 images resident on the device, random-resized crop + flip (and whatever
+  augmentation the recipe adds) on the device, bf16 autocast on CUDA, channels_last,
+  optional torch.compile; flags this script does not know go to train.py's config
+  (`--augment trivial`, `--fused_optimizer true`, `--compile_mode max-autotune`, ...);
 * baseline, same model, batch and device: torchvision `ImageFolder` + `DataLoader` with CPU
   transforms (RandomResizedCrop, flip, ToTensor, Normalize), fp32, eager: how the
   vision-hist blog's scripts trained.
@@ -15,7 +18,9 @@ For each architecture, on whatever device this runs on:
 img/s counts optimiser steps after warm-up. MFU = img/s x 3 x forward FLOPs per image /
 peak: on CUDA the device's dense bf16 peak (table below); on a CPU, the fp32 matmul rate
 measured in this same run (an "achievable peak", stated as such). Results go to
-bench/results/train-<device>.json.
+bench/results/train-<device>.json, rewritten after every architecture (a run cut short
+keeps what it measured; an architecture that fails is recorded with its error), and a
+markdown table of img/s and MFU per architecture is printed at the end.
 """
 from __future__ import annotations
 
@@ -64,15 +69,16 @@ def sync(device):
         torch.cuda.synchronize(device)
 
 
-def fast_path(arch: str, root: Path, device, batch: int, steps: int, warmup: int, compile_: bool) -> float:
-    cfg = train.parse_config(["--arch", arch, "--batch_size", str(batch), "--compile", str(compile_)])
+def fast_path(arch: str, root: Path, device, batch: int, steps: int, warmup: int, compile_: bool,
+              train_args: list[str]) -> float:
+    cfg = train.parse_config(["--arch", arch, "--batch_size", str(batch), "--compile", str(compile_), *train_args])
     size = models.get_spec(arch).preset(cfg.preset).input_size
     x, y = data.load_split(root, "train", data.train_store_size(size))
     x, y = x.to(device), y.to(device)
     torch.manual_seed(0)
     model = models.create(arch).to(device).to(memory_format=torch.channels_last).train()
-    opt = train.build_optimizer(model, cfg)
-    step_fn = torch.compile(model) if compile_ else model
+    opt = train.build_optimizer(model, cfg, device)
+    step_fn = torch.compile(model, mode=cfg.compile_mode or None) if compile_ else model
     amp = device.type == "cuda"
     for i in range(warmup + steps):
         if i == warmup:
@@ -120,7 +126,7 @@ def baseline(arch: str, root: Path, device, batch: int, steps: int, warmup: int,
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--arch", action="append")
+    ap.add_argument("--arch", action="append", help="repeatable; 'all' for every architecture")
     ap.add_argument("--data", default="")
     ap.add_argument("--batch", type=int, default=0, help="default: 256 on CUDA, 32 on CPU")
     ap.add_argument("--steps", type=int, default=0, help="timed steps (default: 50 on CUDA, 4 on CPU)")
@@ -128,30 +134,47 @@ def main() -> int:
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="baseline DataLoader workers")
     ap.add_argument("--compile", action="store_true")
     ap.add_argument("--out", type=Path, default=None)
-    args = ap.parse_args()
+    args, train_args = ap.parse_known_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     cuda = device.type == "cuda"
     batch = args.batch or (256 if cuda else 32)
     steps = args.steps or (50 if cuda else 4)
     warmup = args.warmup or (10 if cuda else 1)
     root = data.resolve_root(args.data) if args.data else data.default_root()
+    archs = args.arch or DEFAULT_ARCHS
+    if "all" in archs:
+        archs = [s.name for s in models.list_architectures()]
+    train.check_config(train.parse_config(["--arch", archs[0], *train_args]))  # a bad flag fails here, once
     peak, peak_note = peak_flops(device)
-    rows = []
-    for arch in args.arch or DEFAULT_ARCHS:
-        flops = 2 * gmacs(models.create(arch)) * 1e9
-        fast = fast_path(arch, root, device, batch, steps, warmup, args.compile)
-        base = baseline(arch, root, device, batch, steps, warmup, args.workers)
-        row = {"arch": arch, "fast_img_s": round(fast, 1), "baseline_img_s": round(base, 1),
-               "speedup": round(fast / base, 2), "fast_mfu": round(fast * 3 * flops / peak, 4),
-               "baseline_mfu": round(base * 3 * flops / peak, 4)}
-        rows.append(row)
-        print(" ".join(f"{k}={v}" for k, v in row.items()), flush=True)
     name = torch.cuda.get_device_name(device) if cuda else f"CPU {os.cpu_count()} cores {platform.machine()}"
     out = args.out or REPO / "bench" / "results" / f"train-{'cuda' if cuda else 'cpu'}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"device": name, "peak": peak_note, "batch": batch, "steps": steps,
-                               "warmup": warmup, "compile": args.compile, "torch": torch.__version__,
-                               "date": time.strftime("%Y-%m-%d"), "results": rows}, indent=1) + "\n")
+    rows = []
+    for arch in archs:
+        flops = 2 * gmacs(models.create(arch)) * 1e9
+        try:
+            fast = fast_path(arch, root, device, batch, steps, warmup, args.compile, train_args)
+            base = baseline(arch, root, device, batch, steps, warmup, args.workers)
+            rows.append({"arch": arch, "fast_img_s": round(fast, 1), "baseline_img_s": round(base, 1),
+                         "speedup": round(fast / base, 2), "fast_mfu": round(fast * 3 * flops / peak, 4),
+                         "baseline_mfu": round(base * 3 * flops / peak, 4)})
+        except RuntimeError as e:  # out of memory, a compile failure: record it, measure the rest
+            rows.append({"arch": arch, "error": (str(e).splitlines() or [type(e).__name__])[0][:300]})
+            if cuda:
+                torch.cuda.empty_cache()
+        print(" ".join(f"{k}={v}" for k, v in rows[-1].items()), flush=True)
+        out.write_text(json.dumps({"device": name, "peak": peak_note, "batch": batch, "steps": steps,
+                                   "warmup": warmup, "compile": args.compile, "train_args": train_args,
+                                   "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"),
+                                   "results": rows}, indent=1) + "\n")
+    print(f"\n| arch | fast path img/s | DataLoader img/s | speed-up | fast-path MFU | DataLoader MFU |\n"
+          f"|---|---:|---:|---:|---:|---:|")
+    for r in rows:
+        if "error" in r:
+            print(f"| {r['arch']} | failed: {r['error'][:60]} | | | | |")
+        else:
+            print(f"| {r['arch']} | {r['fast_img_s']} | {r['baseline_img_s']} | {r['speedup']}x | "
+                  f"{100 * r['fast_mfu']:.1f}% | {100 * r['baseline_mfu']:.1f}% |")
     print(f"wrote {out}")
     return 0
 

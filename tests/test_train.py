@@ -1,7 +1,9 @@
-"""The trainer on CPU: every architecture learns on tiny data, resumes after a kill, runs DDP."""
+"""The trainer on CPU: every architecture learns on tiny data, resumes after a kill, runs DDP;
+the held-out slice, the augmentation on the device, the recipe knobs, and the zoo driver."""
 from __future__ import annotations
 
 import csv
+import json
 import os
 import signal
 import subprocess
@@ -11,8 +13,11 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
+from torch.utils._python_dispatch import TorchDispatchMode
 
 import models
+from models import augment, data
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "scripts"))
@@ -97,3 +102,284 @@ def test_ddp_two_processes_gloo(tiny_data, tmp_path):
     assert card["hardware"].startswith("2x") and card["epochs"] == 8
     rows = _rows(tmp_path / "runs" / "lenet5-explorer" / "metrics.csv")
     assert float(rows[-1]["train_loss"]) < float(rows[0]["train_loss"])
+
+
+# --- held-out slice -----------------------------------------------------------------------
+
+def test_holdout_split_disjoint_per_class_and_stable():
+    counts = [50, 37, 13, 6, 100, 1, 2, 40, 40, 40]
+    labels = torch.arange(10).repeat_interleave(torch.tensor(counts))
+    keep, held = data.holdout_split(labels, 0.1, seed=0)
+    assert len(set(keep.tolist()) & set(held.tolist())) == 0
+    assert sorted(keep.tolist() + held.tolist()) == list(range(len(labels)))
+    assert torch.equal(keep, keep.sort().values) and torch.equal(held, held.sort().values)
+    for c, n in enumerate(counts):
+        want = min(n - 1, max(1, round(0.1 * n)))
+        assert int((labels[held] == c).sum()) == want, (c, n)
+    torch.manual_seed(123)  # the training seed does not move it
+    again = data.holdout_split(labels.tolist(), 0.1, seed=0)
+    assert torch.equal(again[1], held)
+    assert not torch.equal(data.holdout_split(labels, 0.1, seed=1)[1], held)
+    assert len(data.holdout_split(labels, 0.0)[1]) == 0
+    with pytest.raises(ValueError):
+        data.holdout_split(labels, 1.0)
+
+
+def test_holdout_run_never_reads_val(tiny_data, tmp_path, monkeypatch):
+    splits = []
+    real = data.load_split
+
+    def spy(root, split, *a, **k):
+        splits.append(split)
+        return real(root, split, *a, **k)
+
+    monkeypatch.setattr(data, "load_split", spy)
+    only_train = tmp_path / "data"  # as on the GPU machine: the train split alone, val/ empty
+    (only_train / "val").mkdir(parents=True)
+    (only_train / "train").symlink_to(tiny_data / "train")
+    cfg = train.parse_config(["--arch", "lenet5", "--data", str(only_train), "--epochs", "3", "--holdout", "0.2",
+                              "--out", str(tmp_path / "runs"), "--export", str(tmp_path / "ck"), *TINY])
+    assert train.main(cfg)["finished"]
+    assert "val" not in splits, splits  # not for the epochs, not for the export
+    rows = _rows(tmp_path / "runs" / "lenet5-explorer" / "metrics.csv")
+    assert "holdout_top1" in rows[0] and "holdout_top5" in rows[0] and "val_top1" not in rows[0]
+    card = models.read_card("lenet5", tmp_path / "ck")
+    assert "metrics" not in card and card["recipe"]["holdout"] == 0.2
+    assert card["holdout"]["images"] == 10 and card["dataset"]["train_images"] == 50
+    assert card["dataset"]["fingerprint_splits"] == ["train"]
+    assert card["holdout"]["top1"] == float(rows[-1]["holdout_top1"])
+    assert json.loads((tmp_path / "runs" / "lenet5-explorer" / "done.json").read_text())["eval_split"] == "holdout"
+    monkeypatch.setattr(data, "load_split", real)
+    from evaluate import evaluate_checkpoint  # val metrics come later, from evaluate.py
+    assert evaluate_checkpoint("lenet5", tmp_path / "ck", tiny_data)["val_images"] == 20
+
+
+# --- augmentation on the device ---------------------------------------------------------------
+
+def _batch(b=16, size=48, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randint(0, 256, (b, 3, size // 4, size // 4), generator=g).float()
+    return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False).round()  # smooth-ish
+
+
+def test_trivial_augment_keeps_shape_dtype_range():
+    x = _batch(64, 32)
+    for seed in range(3):
+        y = augment.trivial_augment(x, torch.Generator().manual_seed(seed))
+        assert y.shape == x.shape and y.dtype == x.dtype
+        assert float(y.min()) >= 0 and float(y.max()) <= 255
+    # every op at five magnitudes, one sample each, in one call
+    mags = torch.tensor([-1.0, -0.3, 0.0, 0.5, 1.0])
+    op = torch.arange(len(augment.OPS)).repeat_interleave(len(mags))
+    y = augment.apply_ops(_batch(len(op), 32), op, mags.repeat(len(augment.OPS)))
+    assert y.shape == (len(op), 3, 32, 32) and y.dtype == torch.float32
+    assert float(y.min()) >= 0 and float(y.max()) <= 255
+
+
+def test_augment_identity_when_disabled(tiny_data):
+    x = _batch()
+    ident = augment.OPS.index("identity")
+    assert torch.equal(augment.apply_ops(x, torch.full((16,), ident), torch.rand(16)), x)
+    assert augment.random_erase(x, 0.0) is x
+    # make_batch with augment none and erase 0 is exactly crop + flip + normalise, as before
+    cfg = train.parse_config(["--arch", "lenet5", "--channels_last", "false", "--mixup", "0", "--cutmix", "0"])
+    u8 = x.to(torch.uint8)
+    idx = torch.arange(16)
+    torch.manual_seed(0)
+    xb = train.make_batch(u8, torch.zeros(16, dtype=torch.long), idx, 32, 3, cfg)[0]
+    torch.manual_seed(0)
+    assert torch.equal(xb, data.normalize(data.random_resized_crop(u8[idx], 32, scale=(cfg.crop_scale_min, 1.0))))
+
+
+def test_trivial_augment_draws_per_sample_and_is_seeded():
+    x = _batch(1).expand(64, -1, -1, -1).contiguous()  # the same image 64 times
+    y = augment.trivial_augment(x, torch.Generator().manual_seed(0))
+    distinct = {tuple(r.flatten()[::97].tolist()) for r in y}
+    unchanged = int((y == x).flatten(1).all(1).sum())
+    assert len(distinct) > 32 and 0 < unchanged < 32  # identity (or zero magnitude) for a few only
+    assert torch.equal(y, augment.trivial_augment(x, torch.Generator().manual_seed(0)))
+    assert not torch.equal(y, augment.trivial_augment(x, torch.Generator().manual_seed(1)))
+    e = augment.random_erase(x, 0.5, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(e, augment.random_erase(x, 0.5, generator=torch.Generator().manual_seed(0)))
+
+
+def test_colour_ops_match_torchvision_up_to_rounding():
+    import torchvision.transforms.v2.functional as TF
+    u8 = _batch(4).to(torch.uint8)
+    cases = [("brightness", 0.5, lambda im: TF.adjust_brightness(im, 1 + 0.99 * 0.5)),
+             ("color", -0.7, lambda im: TF.adjust_saturation(im, 1 - 0.99 * 0.7)),
+             ("contrast", 0.4, lambda im: TF.adjust_contrast(im, 1 + 0.99 * 0.4)),
+             ("sharpness", 0.8, lambda im: TF.adjust_sharpness(im, 1 + 0.99 * 0.8)),
+             ("posterize", 0.5, lambda im: TF.posterize(im, 5)),
+             ("solarize", 0.3, lambda im: TF.solarize(im, 255 * 0.7)),
+             ("autocontrast", 0.0, TF.autocontrast),
+             ("equalize", 0.0, TF.equalize)]
+    for name, m, ref in cases:
+        y = augment.apply_ops(u8.float(), torch.full((4,), augment.OPS.index(name)), torch.full((4,), m))
+        want = torch.stack([ref(im) for im in u8]).float()
+        assert (y - want).abs().max() <= 2, name  # torchvision rounds to uint8 between steps
+
+
+def test_geometric_ops():
+    x = _batch(2, 48)
+    rot = augment.apply_ops(x, torch.full((2,), augment.OPS.index("rotate")), torch.full((2,), 90 / 135))
+    assert min(float((rot - torch.rot90(x, k, (2, 3))).abs().max()) for k in (1, 3)) < 0.01
+    big = _batch(2, 224)
+    tx = augment.apply_ops(big, torch.full((2,), augment.OPS.index("translate_x")), torch.ones(2))
+    assert min(float((tx[..., 32:] - big[..., :-32]).abs().max()),
+               float((tx[..., :-32] - big[..., 32:]).abs().max())) < 0.01  # 32 px at 224 px
+
+
+def test_random_erase_rectangles():
+    x = _batch(200, 32)
+    e = augment.random_erase(x, 0.5, generator=torch.Generator().manual_seed(0))
+    fill = torch.tensor(data.MEAN).view(1, 3, 1, 1) * 255
+    erased = (e == fill).all(1)  # (B, H, W): pixels set to the mean colour
+    hit = erased.flatten(1).any(1)
+    assert 70 < int(hit.sum()) < 130
+    frac = erased.flatten(1).float().mean(1)[hit]
+    assert float(frac.min()) > 0 and float(frac.max()) <= 0.4
+    assert torch.equal(e[~hit], x[~hit])
+
+
+class _OpLog(TorchDispatchMode):
+    """Records every aten op dispatched inside the `with` block."""
+
+    def __init__(self):
+        super().__init__()
+        self.ops = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.ops.append(str(func.overloadpacket))
+        return func(*args, **(kwargs or {}))
+
+
+def test_augment_is_batched_without_host_syncs():
+    logs = []
+    for b in (2, 48):
+        x = _batch(b, 32)
+        with _OpLog() as log:
+            augment.random_erase(augment.trivial_augment(x, torch.Generator().manual_seed(0)), 0.5,
+                                 generator=torch.Generator().manual_seed(0))
+        logs.append(log.ops)
+    assert logs[0] == logs[1], "the op sequence depends on the batch size: a loop over samples?"
+    syncs = {"aten._local_scalar_dense", "aten.nonzero", "aten.item", "aten.masked_select"}
+    assert not syncs & set(logs[0]), "reads a value back to the host"
+
+
+# --- other recipe knobs ---------------------------------------------------------------------
+
+def test_recipe_knobs_are_flags():
+    cfg = train.parse_config(["--arch", "resnet18", "--zero_init_residual", "true", "--fused_optimizer", "true",
+                              "--compile", "true", "--compile_mode", "max-autotune", "--augment", "trivial",
+                              "--erase", "0.25", "--holdout", "0.1", "--holdout_seed", "3"])
+    assert (cfg.zero_init_residual, cfg.fused_optimizer, cfg.compile_mode, cfg.augment, cfg.erase, cfg.holdout,
+            cfg.holdout_seed) == (True, True, "max-autotune", "trivial", 0.25, 0.1, 3)
+    for bad in (["--augment", "autoaugment"], ["--compile_mode", "max-autotune"], ["--holdout", "1.0"]):
+        with pytest.raises(SystemExit):
+            train.check_config(train.parse_config(["--arch", "lenet5", *bad]))
+
+
+def test_zero_init_residual():
+    for arch in ("resnet18", "se_resnet18"):
+        m = models.create(arch)
+        assert train.zero_init_residual(m) == 8
+        blocks = [b for b in m.modules() if hasattr(b, "bn2") and hasattr(b, "conv2")]
+        assert blocks and all(float(b.bn2.weight.detach().abs().sum()) == 0 for b in blocks)
+    assert train.zero_init_residual(models.create("alexnet")) == 0
+
+
+def test_zero_init_residual_refused_without_blocks(tiny_data, tmp_path):
+    cfg = train.parse_config(["--arch", "lenet5", "--data", str(tiny_data), "--zero_init_residual", "true",
+                              "--out", str(tmp_path), "--export", "", *TINY])
+    with pytest.raises(SystemExit, match="no residual"):
+        train.main(cfg)
+
+
+def test_fused_optimizer_on_cuda_only():
+    model = models.create("lenet5")
+    for opt_name in ("sgd", "adamw"):
+        cfg = train.parse_config(["--arch", "lenet5", "--optimizer", opt_name, "--fused_optimizer", "true"])
+        assert not train.build_optimizer(model, cfg, torch.device("cpu")).defaults.get("fused")
+        assert train.build_optimizer(model, cfg, torch.device("cuda")).defaults.get("fused") is True
+        cfg.fused_optimizer = False
+        assert not train.build_optimizer(model, cfg, torch.device("cuda")).defaults.get("fused")
+
+
+def test_compile_mode_reaches_torch_compile(tiny_data, tmp_path, monkeypatch):
+    seen = []
+    monkeypatch.setattr(torch, "compile", lambda m, mode=None: seen.append(mode) or m)
+    cfg = train.parse_config(["--arch", "lenet5", "--data", str(tiny_data), "--epochs", "1", "--compile", "true",
+                              "--compile_mode", "max-autotune", "--out", str(tmp_path), "--export", "", *TINY])
+    assert train.main(cfg)["finished"] and seen == ["max-autotune"]
+
+
+def test_resume_refuses_another_recipe(tiny_data, tmp_path):
+    args = ["--arch", "lenet5", "--data", str(tiny_data), "--epochs", "3", "--out", str(tmp_path),
+            "--export", "", *TINY]
+    train.main(train.parse_config([*args, "--stop_after_epochs", "1"]))
+    with pytest.raises(SystemExit, match="different recipe"):
+        train.main(train.parse_config([*args, "--resume", "true", "--lr", "0.01"]))
+    assert train.main(train.parse_config([*args, "--resume", "true", "--time_budget_s", "600"]))["finished"]
+
+
+# --- the whole zoo, in invocations of bounded length -------------------------------------
+
+def _zoo(tiny_data, tmp_path, *extra, timeout=600):
+    cmd = [sys.executable, str(REPO / "scripts" / "train_zoo.py"), "--data", str(tiny_data), "--holdout", "0.2",
+           "--out", str(tmp_path / "runs"), "--export", str(tmp_path / "ck"), "--batch_size", "20",
+           "--warmup_epochs", "1", "--device", "cpu", "--augment", "trivial", "--erase", "0.25", *extra]
+    t0 = time.time()
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                       env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    return r.stdout, json.loads((tmp_path / "runs" / "zoo_status.json").read_text()), time.time() - t0
+
+
+def test_train_zoo_continues_across_invocations(tiny_data, tmp_path):
+    archs = ["--archs", "lenet5,mobilenet_v2", "--parallel", "2", "--epochs", "10"]
+    # 1: each training may run for 1 s: mobilenet_v2 stops after an epoch or two, cleanly
+    out, st, took = _zoo(tiny_data, tmp_path, *archs, "--time_budget_s", "60", "--margin_s", "59")
+    assert took < 60 + 15, took
+    runs = {r["arch"]: r for r in st["runs"]}
+    assert runs["mobilenet_v2"]["state"] == "partial" and 1 <= runs["mobilenet_v2"]["epochs_done"] < 10
+    assert runs["mobilenet_v2"]["split"] == "holdout" and runs["mobilenet_v2"]["top1"] is not None
+    assert "mobilenet_v2" in out and "partial" in out  # the table
+    # 2: it carries on from its state and both finish; lenet5's checkpoint fits the bundle, the other waits
+    out, st, _ = _zoo(tiny_data, tmp_path, *archs, "--time_budget_s", "400", "--margin_s", "30",
+                      "--bundle", str(tmp_path / "b2"), "--bundle_mib", "1", "--bundle_part_mib", "0.05")
+    assert [(r["state"], r["epochs_done"]) for r in st["runs"]] == [("done", 10), ("done", 10)]
+    assert "bundled lenet5 into" in out and "next time: mobilenet_v2" in out
+    log = (tmp_path / "runs" / "mobilenet_v2-explorer" / "train.log").read_text()
+    assert "resumed mobilenet_v2" in log and "after epoch" in log
+    for arch in ("lenet5", "mobilenet_v2"):
+        _, card = models.load(arch, tmp_path / "ck")
+        assert card["epochs"] == 10 and card["recipe"]["augment"] == "trivial"
+        assert (tmp_path / "ck" / arch / "filters.safetensors").exists()
+    # 3: nothing left to do, whichever mark says so (a done marker, or the exported checkpoint)
+    (tmp_path / "runs" / "lenet5-explorer" / "done.json").unlink()
+    logs = {a: (tmp_path / "runs" / f"{a}-explorer" / "train.log").stat().st_size for a in ("lenet5", "mobilenet_v2")}
+    out, st, _ = _zoo(tiny_data, tmp_path, *archs, "--time_budget_s", "400", "--bundle", str(tmp_path / "b3"))
+    assert "skip lenet5: exported" in out and "skip mobilenet_v2: done" in out and "start" not in out
+    assert [r["state"] for r in st["runs"]] == ["exported", "done"]
+    assert logs == {a: (tmp_path / "runs" / f"{a}-explorer" / "train.log").stat().st_size for a in logs}
+    assert "bundled mobilenet_v2 into" in out
+    # the parts put back together: checkpoints/<arch>/ and runs/, verified by the loader
+    for b, arch, part_mib in (("b2", "lenet5", 0.05), ("b3", "mobilenet_v2", 15)):
+        parts = sorted((tmp_path / b).glob("zoo-*.tar.part*"))
+        assert len(parts) >= (2 if b == "b2" else 1) and all(p.stat().st_size <= part_mib * 2 ** 20 for p in parts)
+        dest = tmp_path / f"x-{b}"
+        dest.mkdir()
+        subprocess.run(["tar", "x", "-C", str(dest)], input=b"".join(p.read_bytes() for p in parts), check=True)
+        assert sorted(p.name for p in (dest / "checkpoints").iterdir()) == [arch]
+        assert models.load(arch, dest / "checkpoints")[1]["epochs"] == 10
+        assert (dest / "runs" / "zoo_status.json").exists()
+
+
+def test_train_zoo_stops_runs_at_its_deadline(tiny_data, tmp_path):
+    # the training's own budget (25 s) outlasts the invocation's hard stop (budget - 10 s)
+    out, st, took = _zoo(tiny_data, tmp_path, "--archs", "mobilenet_v2", "--epochs", "500",
+                         "--time_budget_s", "25", "--margin_s", "0")
+    assert took < 25 + 5, took
+    assert "time is up" in out and st["runs"][0]["state"] == "stopped"
+    assert st["runs"][0]["epochs_done"] < 500
