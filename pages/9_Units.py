@@ -1,0 +1,126 @@
+"""Units: what the deeper layers respond to. For every unit of a few layers, the val images that
+excite it most (cropped to its receptive field), its mean response per class, and how selective
+it is; permalinks per unit (`?arch=&layer=&unit=`)."""
+from __future__ import annotations
+
+import math
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from explorer import retrieval, ui, units, zoo
+from models import data
+
+ui.page("Units", "What each network's deeper units respond to, in the spirit of Zeiler & Fergus's figures of "
+        "layers 2 to 5 and OpenAI Microscope's dataset examples: for every unit (channel) of a few layers, the "
+        "images that excite it most, cropped to what it sees, and how strongly each class drives it.")
+
+loaded, missing = ui.zoo_or_stop("there are no units to show")
+arch = ui.pick_one_model(loaded, key="units-model", prefer="alexnet")
+ui.zoo_note(loaded, missing)
+model, card = loaded[arch]
+
+
+@st.cache_resource(show_spinner="Loading the unit file...")
+def unit_file(arch: str):
+    return units.load(zoo.CHECKPOINTS / arch / units.UNITS, loaded[arch][1])
+
+
+@st.cache_resource(show_spinner=False)
+def gallery():
+    return retrieval.load_gallery(zoo.CHECKPOINTS / retrieval.GALLERY)
+
+
+@st.cache_data(show_spinner=False)
+def fingerprint() -> str | None:
+    root = data.default_root()
+    return data.fingerprint(root) if root is not None else None
+
+
+u = unit_file(arch)
+if u is None:
+    st.info(f"No unit file is shipped for {card.get('title', arch)} yet; `python scripts/units.py --arch {arch}` "
+            "computes it (a few minutes on a CPU).", icon=":material/info:")
+    st.stop()
+
+# --- every layer ---------------------------------------------------------------------------
+st.header("Layer by layer: how class-selective the units are")
+summary = pd.DataFrame(units.layer_summary(u))
+dist = []
+for ly in u.layers:
+    v = u.val[ly.key]
+    si = units.selectivity(v["class_mean"])
+    dead = units.nearly_dead(v["active"], v["top_val"])
+    dist += [{"layer": ly.label, "selectivity": float(s)} for s, d in zip(si.tolist(), dead.tolist()) if not d]
+order = [ly.label for ly in u.layers]
+st.altair_chart(alt.Chart(pd.DataFrame(dist)).mark_boxplot(extent="min-max", size=28).encode(
+    x=alt.X("layer:N", sort=order, title=None, axis=alt.Axis(labelAngle=-20, labelLimit=200)),
+    y=alt.Y("selectivity:Q", title="class-selectivity index", scale=alt.Scale(domain=[0, 1])),
+    color=alt.value("#4e79a7")).properties(height=340), width="stretch")
+st.markdown(units.depth_sentence(u))
+st.dataframe(summary.drop(columns=["key"]), hide_index=True, width="stretch")
+st.caption(f"Selectivity index (Morcos et al. 2018): (mean of the best class - mean of the other nine) / (their sum), "
+           f"from each unit's mean activation per class over {u.meta.get('val_images')} val images; 0: every class "
+           "alike, 1: one class only. Nearly dead: active on fewer than 1% of val images (left out of the box plot).")
+
+# --- one unit ------------------------------------------------------------------------------
+st.header("One unit")
+keys = [ly.key for ly in u.layers]
+q = st.query_params
+start_layer = q.get("layer") if q.get("layer") in keys else keys[min(len(keys) - 1, len(keys) // 2)]
+c1, c2 = st.columns([1, 1])
+with c1:
+    key = st.selectbox("Layer", keys, index=keys.index(start_layer), key="units-layer",
+                       format_func=lambda k: next(f"{ly.label} ({ly.channels} units)" for ly in u.layers if ly.key == k))
+layer = next(ly for ly in u.layers if ly.key == key)
+v = u.val[key]
+si = units.selectivity(v["class_mean"])
+dead = units.nearly_dead(v["active"], v["top_val"])
+best = v["class_mean"].argmax(1)
+ranked = si.argsort(descending=True).tolist()
+with c2:
+    try:
+        linked_unit = int(q.get("unit", ranked[0]))
+    except ValueError:
+        linked_unit = ranked[0]
+    linked_unit = linked_unit if 0 <= linked_unit < layer.channels else ranked[0]
+    unit = st.selectbox("Unit · preferred class · selectivity", ranked, index=ranked.index(linked_unit), key="units-unit",
+                        format_func=lambda c: f"unit {c} · {data.NAMES[int(best[c])]} · {float(si[c]):.2f}"
+                                              f"{' · nearly dead' if dead[c] else ''}")
+if q.get("layer") != key or q.get("unit") != str(unit):
+    q["layer"], q["unit"] = key, str(unit)
+
+root = data.default_root()
+use_val = root is not None and fingerprint() == u.meta.get("data_fingerprint")
+crops = units.unit_crops(u, layer, unit, model.input_size, root if use_val else None,
+                         None if use_val else gallery())
+left, right = st.columns([3, 2])
+with left:
+    what = ("whole image" if layer.grid is None else
+            f"a {2 * layer.jump:g} px window around the token" if math.isinf(layer.rf) else
+            f"its {layer.rf:g} px receptive field")
+    st.markdown(f"**Top 9 {'val' if use_val else 'gallery'} images** of unit {unit} in {layer.label}, each cropped to "
+                f"{what} around the position where the unit peaks:")
+    for row in range(3):
+        cols = st.columns(3)
+        for col, c in zip(cols, crops[row * 3:row * 3 + 3]):
+            col.image(c["image"], width="stretch", caption=f"{c['class']} · {c['activation']:.2f}")
+    if not use_val:
+        st.caption("From the 1,000 training images shipped with the app (64 px thumbnails), as the Imagenette val "
+                   "split is not on this machine; `python scripts/download_data.py` fetches it.")
+with right:
+    means = pd.DataFrame({"class": data.NAMES, "mean activation": v["class_mean"][unit].tolist()})
+    means["preferred"] = means["class"] == data.NAMES[int(best[unit])]
+    st.markdown("**Mean activation per class** (val)")
+    st.altair_chart(alt.Chart(means).mark_bar().encode(
+        y=alt.Y("class:N", sort=data.NAMES, title=None),
+        x=alt.X("mean activation:Q", title="mean activation"),
+        color=alt.condition("datum.preferred", alt.value("#e15759"), alt.value("#9aa8bd")),
+        tooltip=["class", alt.Tooltip("mean activation:Q", format=".3f")]).properties(height=330), width="stretch")
+    st.markdown(f"Selectivity **{float(si[unit]):.2f}** for **{data.NAMES[int(best[unit])]}**; active on "
+                f"{float(v['active'][unit]):.0%} of val images{'; nearly dead' if dead[unit] else ''}.")
+    rf = "the whole image" if math.isinf(layer.rf) else f"{layer.rf:g} px"
+    st.caption(f"Layer `{layer.path or 'pre-logits'}`, {layer.channels} units"
+               + (f" on a {layer.grid[0]}x{layer.grid[1]} grid; receptive field {rf}" if layer.grid else "")
+               + ". The address bar now links to this unit.")
