@@ -6,7 +6,7 @@ import streamlit as st
 
 from explorer import ui
 
-ui.page("vision-hist", "How vision networks evolved, and what each one learned: every classic network "
+ui.page("vision-hist", layout="centered", blurb="How vision networks evolved, and what each one learned: every classic network "
         "implemented from its paper, trained on Imagenette (10 ImageNet classes), and opened up.")
 
 rows = ui.timeline()
@@ -19,14 +19,7 @@ if untrained:
                "structure and cost, and their Anatomy pages work; the other pages open once a checkpoint "
                "is trained (each card gives the command).")
 
-links = [("pages/1_Classify.py", "Classify a photo", ":material/image:"),
-         ("pages/2_Compare.py", "Compare models", ":material/monitoring:"),
-         ("pages/8_Anatomy.py", "Anatomy", ":material/account_tree:"),
-         ("pages/3_Filters.py", "First-layer filters", ":material/grid_view:"),
-         ("pages/4_Retrieval.py", "fc7 retrieval", ":material/image_search:"),
-         ("pages/5_SE_Excitation.py", "SE gates", ":material/tune:"),
-         ("pages/6_ViT_Attention.py", "Attention", ":material/visibility:"),
-         ("pages/7_Attributions.py", "Attributions", ":material/explore:")]
+links = [(f, label, ic) for section in ui.NAV.values() for f, label, ic in section if f != "app.py"]
 for i in range(0, len(links), 3):
     cols = st.columns(3)
     for col, (f, label, ic) in zip(cols, links[i:i + 3]):

@@ -664,8 +664,11 @@ def block_graph(arch: str, path: str, preset: str = "explorer") -> str:
 class Pair:
     a: Row | None
     b: Row | None
-    status: str     # "same", "changed", "only in A", "only in B"
-    what: str = ""  # what differs, for "changed"
+    status: str     # "same", "resized", "changed", "moved", "only in A", "only in B"
+    what: str = ""  # what differs
+
+
+STATUS_DESIGN = ("changed", "moved", "only in A", "only in B")   # differences of design, not of size
 
 
 def _signature(r: Row) -> str:
@@ -673,20 +676,24 @@ def _signature(r: Row) -> str:
 
 
 def align(a: list[Row], b: list[Row]) -> list[Pair]:
-    """Rows of two tables matched in order (difflib on layer types); differences named."""
+    """Rows of two tables matched in order (difflib on layer types), each difference named:
+    "resized" when only the output shape (or the parameters that follow from it) differ,
+    "changed" when the layer's own hyper-parameters or type differ, "moved" when a layer of
+    that type sits a little earlier or later (ZFNet pools before its contrast norm, AlexNet
+    after), "only in A" / "only in B" for layers one network lacks."""
     sm = difflib.SequenceMatcher(a=[_signature(r) for r in a], b=[_signature(r) for r in b], autojunk=False)
     out: list[Pair] = []
     for op, i1, i2, j1, j2 in sm.get_opcodes():
         if op == "equal":
             for ra, rb in zip(a[i1:i2], b[j1:j2]):
-                diffs = []
                 if ra.detail != rb.detail:
-                    diffs.append(f"{ra.detail or ra.kind} -> {rb.detail or rb.kind}")
-                if ra.out_shape != rb.out_shape:
-                    diffs.append(f"output {fmt_shape(ra.out_shape)} -> {fmt_shape(rb.out_shape)}")
-                if ra.params != rb.params and not diffs:
-                    diffs.append(f"params {ra.params:,} -> {rb.params:,}")
-                out.append(Pair(ra, rb, "changed" if diffs else "same", "; ".join(diffs)))
+                    out.append(Pair(ra, rb, "changed", f"{ra.detail or ra.kind} -> {rb.detail or rb.kind}"))
+                elif ra.out_shape != rb.out_shape or ra.params != rb.params:
+                    what = f"output {fmt_shape(ra.out_shape)} -> {fmt_shape(rb.out_shape)}" \
+                        if ra.out_shape != rb.out_shape else f"params {ra.params:,} -> {rb.params:,}"
+                    out.append(Pair(ra, rb, "resized", what))
+                else:
+                    out.append(Pair(ra, rb, "same"))
         else:
             pa, pb = a[i1:i2], b[j1:j2]
             for k in range(max(len(pa), len(pb))):
@@ -698,7 +705,21 @@ def align(a: list[Row], b: list[Row]) -> list[Pair]:
                     out.append(Pair(ra, None, "only in A"))
                 else:
                     out.append(Pair(None, rb, "only in B"))
+    # a layer present on both sides within a few rows of each other has moved, not vanished
+    for i, p in enumerate(out):
+        if p.status not in ("only in A", "only in B"):
+            continue
+        kind = (p.a or p.b).kind
+        for q in out[max(0, i - 3): i + 4]:
+            if q is not p and q.status in ("only in A", "only in B") and q.status != p.status \
+                    and (q.a or q.b).kind == kind:
+                p.status, q.status = "moved", "moved"
+                p.what = q.what = f"{kind} order changed"
     return out
+
+
+def align_counts(pairs: list[Pair]) -> dict[str, int]:
+    return {s: sum(p.status == s for p in pairs) for s in ("same", "resized", *STATUS_DESIGN)}
 
 
 def fmt_shape(shape: tuple) -> str:
@@ -748,7 +769,7 @@ def table_rows(t: Table, depth: int | None = None) -> list[dict]:
     out = []
     for i, r in enumerate(rows, 1):
         out.append({
-            "#": i, "layer": r.layer, "type": r.kind, "detail": r.detail, "output": fmt_shape(r.out_shape),
+            "#": i, "layer": r.layer, "type": f"{r.kind} {r.detail}".strip(), "output": fmt_shape(r.out_shape),
             "params": r.params, "params %": 100 * r.params / t.params if t.params else 0.0,
             "MACs": r.macs, "MACs %": 100 * r.macs / t.macs if t.macs else 0.0,
             "receptive field": fmt_rf(r, t.input_size), "jump (px)": r.jump,
@@ -861,3 +882,15 @@ def align_rows(pairs: list[Pair]) -> list[dict]:
 # predecessor -> successor pairs the papers themselves draw
 PAIRS = [("alexnet", "zfnet"), ("vgg16", "resnet34"), ("resnet18", "se_resnet18"), ("lenet5", "alexnet"),
          ("resnet18", "resnet34"), ("vit", "mlp_mixer")]
+
+
+def two_tower_params(num_classes: int = 1000) -> int:
+    """AlexNet's parameters as the paper trained it on two GPUs: conv2, conv4 and conv5 each see
+    only the half of the previous layer's maps on their own GPU (groups = 2). Computed from the
+    one-tower paper configuration by halving those layers' weights (60,965,224 at 1000 classes:
+    the paper's "60 million")."""
+    with torch.device("meta"):
+        m = models.create("alexnet", "paper", num_classes=num_classes)
+    convs = [c for c in m.trunk.features if isinstance(c, nn.Conv2d)]
+    halved = sum(c.weight.numel() // 2 for i, c in enumerate(convs) if i in (1, 3, 4))
+    return sum(p.numel() for p in m.parameters() if p.requires_grad) - halved

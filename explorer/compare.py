@@ -16,7 +16,7 @@ def scatter_rows(loaded: dict, latencies: dict[str, float]) -> list[dict]:
             continue
         cost = arch_cost(arch)
         rows.append({"model": card.get("title", arch), "arch": arch, "year": get_spec(arch).year,
-                     "params_M": cost["params"] / 1e6, "gmacs": cost["gmacs"],
+                     "input_px": cost["input_size"], "params_M": cost["params"] / 1e6, "gmacs": cost["gmacs"],
                      "latency_ms": latencies.get(arch), "top1": m["val_top1"], "top5": m["val_top5"],
                      "epochs": card.get("epochs"), "hardware": card.get("hardware")})
     return rows
@@ -61,6 +61,17 @@ def disagreements(card_a: dict, card_b: dict, root: Path | None, limit: int = 24
         out["a_right"] += pa[i] == labels[i]
         out["b_right"] += pb[i] == labels[i]
     out["both_right"] = sum(1 for a, b, y in zip(pa, pb, labels) if a == b == y)
+    # val is sorted by class: take the examples round-robin over the true classes, so the first
+    # `limit` are not all tench
+    by_class: dict[int, list[int]] = {}
+    for i in diff:
+        by_class.setdefault(labels[i], []).append(i)
+    picked, depth = [], 0
+    while len(picked) < min(limit, len(diff)):
+        for c in sorted(by_class):
+            if depth < len(by_class[c]) and len(picked) < limit:
+                picked.append(by_class[c][depth])
+        depth += 1
     out["items"] = [{"path": str(paths[i]), "true": data.NAMES[labels[i]], "a": data.NAMES[pa[i]],
-                     "b": data.NAMES[pb[i]]} for i in diff[:limit]]
+                     "b": data.NAMES[pb[i]]} for i in picked]
     return out

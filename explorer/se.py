@@ -79,3 +79,15 @@ def sorted_profile_rows(profiles: list[torch.Tensor], block: int) -> list[dict]:
     order = p.std(0).argsort(descending=True).tolist()
     return [{"class": data.NAMES[c], "channel": ch, "rank": rank, "gate": float(p[c, ch])}
             for rank, ch in enumerate(order) for c in range(p.shape[0])]
+
+
+def difference_sentence(rows_a: list[dict], rows_b: list[dict]) -> str:
+    """Which blocks' gates differ most between two images, from the gates themselves."""
+    per_block: dict[int, list[float]] = {}
+    for a, b in zip(rows_a, rows_b):
+        per_block.setdefault(a["block"], []).append(abs(a["gate"] - b["gate"]))
+    mean = {blk: sum(v) / len(v) for blk, v in per_block.items()}
+    most, least = max(mean, key=mean.get), min(mean, key=mean.get)
+    listing = ", ".join(f"{blk}: {v:.2f}" for blk, v in mean.items())
+    return (f"The two images' gates differ most in block {most} and least in block {least} "
+            f"(mean absolute difference per block: {listing}).")

@@ -52,13 +52,40 @@ def sidebar() -> None:
                 st.page_link(f, label=label, icon=ic)
 
 
-def page(title: str, blurb: str = "") -> None:
+def page(title: str, blurb: str = "", layout: str = "wide") -> None:
     st.set_page_config(page_title=f"{title} · vision-hist" if title != "vision-hist" else title,
-                       page_icon=icon(), layout="wide")
+                       page_icon=icon(), layout=layout)
     sidebar()
     st.title(title)
     if blurb:
         st.caption(blurb)
+
+
+# one colour per architecture, the same in every chart (ordered by year, like the legends)
+PALETTE = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7",
+           "#9c755f", "#17becf", "#8c564b", "#bcbd22", "#1f3b73", "#d62728"]
+
+
+def model_colors(present=None):
+    """An Altair colour scale that gives each architecture the same colour on every page;
+    `present` (titles) limits the legend to the models a chart shows, in historical order."""
+    import altair as alt
+
+    import models
+    titles = [s.title for s in models.list_architectures()]
+    keep = [t for t in titles if present is None or t in set(present)]
+    return alt.Scale(domain=keep, range=[PALETTE[titles.index(t)] for t in keep])
+
+
+def human(v: float) -> str:
+    """A number without scientific notation: 0.000036 -> '3.6 x 10^-5' written out as a learner reads it."""
+    if v == 0:
+        return "0"
+    if 1e-3 <= abs(v) < 1e5:
+        return f"{v:.3g}"
+    mant, exp = f"{v:.2e}".split("e")
+    sup = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+    return f"{float(mant):.2g}×10{str(int(exp)).translate(sup)}"
 
 
 # --- the zoo, once per server ----------------------------------------------------------

@@ -37,8 +37,9 @@ PAGES = {
     "pages/1_Classify.py": ("Classify", ":material/image:", "all", "Classify"),
     "pages/8_Anatomy.py": ("Anatomy", ":material/account_tree:", "any", "Anatomy"),
     "pages/3_Filters.py": ("Filters", ":material/grid_view:", "all", "Filters"),
+    "pages/9_Units.py": ("Units", ":material/neurology:", "all", "Units"),
     "pages/4_Retrieval.py": ("Retrieval", ":material/image_search:", "all", "Retrieval"),
-    "pages/5_SE_Excitation.py": ("SE weights", ":material/tune:", "se", "SE_Excitation"),
+    "pages/5_SE_Excitation.py": ("SE gates", ":material/tune:", "se", "SE_Excitation"),
     "pages/6_ViT_Attention.py": ("Attention", ":material/visibility:", "attention", "ViT_Attention"),
     "pages/7_Attributions.py": ("Attributions", ":material/explore:", "all", "Attributions"),
 }
@@ -126,7 +127,8 @@ def training_curves(checkpoints_dir: Path | None = None) -> list[dict]:
             continue
         with open(f) as fh:
             for r in csv.DictReader(fh):
-                for metric in ("train_loss", "train_acc", "val_top1", "val_top5", "lr", "img_s"):
+                for metric in ("train_loss", "train_acc", "val_top1", "val_top5", "holdout_top1", "holdout_top5",
+                               "lr", "img_s"):
                     if r.get(metric) not in (None, ""):
                         out.append({"model": spec.title, "arch": spec.name, "epoch": int(r["epoch"]),
                                     "metric": metric, "value": float(r[metric])})
@@ -171,5 +173,5 @@ def latencies(loaded: dict) -> dict:
         release_memory()
     note = (f"median of {LATENCY_RUNS} warm runs (after {LATENCY_WARMUP} warm-up runs), batch of one, "
             f"{torch.get_num_threads()} threads on this server's CPU ({os.cpu_count()} cores, "
-            f"{platform.machine()}), measured once per server process at {time.strftime('%H:%M:%S')}")
+            f"{platform.machine()}), measured once per server process on {time.strftime('%Y-%m-%d at %H:%M')}")
     return {"ms": ms, "spread": spread, "note": note}

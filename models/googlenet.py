@@ -41,7 +41,8 @@ register(ArchSpec(
     key_idea="Inception modules: parallel 1x1, 3x3, 5x5 and pooling branches with 1x1 bottlenecks, "
              "22 layers deep at a fraction of VGG's cost.",
     changed="Instead of VGG's uniform 3x3 stack, each layer mixes several receptive fields, and 1x1 "
-            "bottlenecks plus global average pooling (from NiN) keep it to 6.6M parameters.",
+            "bottlenecks plus global average pooling (from NiN) keep it to 6.8M parameters (6.6M in "
+            "torchvision's build, used here).",
     reported=Reported(None, 89.93, "6.8M",
                       "performance break-down table: 1 model, 1 crop, ILSVRC-2014 val "
                       "top-5 error 10.07%; top-1 is not reported"),

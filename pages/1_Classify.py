@@ -82,7 +82,7 @@ for item in images:
     numbers = base.mark_text(fontSize=11).encode(
         text=alt.Text("label:N"),
         color=alt.condition("datum.probability > 0.55", alt.value("white"), alt.value("#333"))
-    ).transform_calculate(label="datum.percent < 1 ? '' : format(datum.percent, 'd')")
+    ).transform_calculate(label="datum.probability < 0.005 ? '<1' : format(datum.percent, 'd')")
     top1 = base.transform_filter("datum.top1").mark_rect(fill=None, stroke="#d62728", strokeWidth=2.5)
     st.altair_chart((cells + numbers + top1).properties(height=34 * len(order) + 90), width="stretch")
     lat = ui.latencies()

@@ -20,7 +20,8 @@ link = ui.deep_link()
 titles = {s.name: s.title for s in models.list_architectures()}
 years = {s.name: s.year for s in models.list_architectures()}
 LABELS = {"params_M": "parameters (millions)", "gmacs": "GMACs per image", "latency_ms": "CPU latency (ms)",
-          "top1": "val top-1 (%)", "top5": "val top-5 (%)"}
+          "top1": "val top-1 (%)", "top5": "val top-5 (%)", "input_px": "input (px)"}
+COLORS = ui.model_colors([ui.title_of(loaded, a) for a in loaded])
 
 # --- accuracy against cost --------------------------------------------------------------
 st.header("Accuracy against cost")
@@ -42,26 +43,31 @@ else:
                  alt.Tooltip("params_M:Q", format=".2f", title=LABELS["params_M"]),
                  alt.Tooltip("gmacs:Q", format=".3f", title=LABELS["gmacs"]),
                  alt.Tooltip("latency_ms:Q", format=".1f", title=LABELS["latency_ms"]),
+                 alt.Tooltip("input_px:Q", title=LABELS["input_px"]),
                  alt.Tooltip("epochs:Q", title="epochs trained"), alt.Tooltip("hardware:N", title="trained on")])
-    points = base.mark_circle(size=140).encode(color=alt.Color("year:O", scale=alt.Scale(scheme="viridis"),
-                                                               legend=alt.Legend(title="year")))
+    points = base.mark_circle(size=140).encode(color=alt.Color("model:N", scale=COLORS, legend=None))
     ring = base.transform_filter("datum.linked").mark_point(size=520, color="#d62728", strokeWidth=2.5)
     labels = base.mark_text(dx=10, align="left", fontSize=12).encode(text="model:N")
     st.altair_chart((points + ring + labels).properties(height=380), width="stretch")
-    shown = df.drop(columns=["arch", "linked"]).rename(columns={**LABELS, "model": "model", "epochs": "epochs trained",
-                                                                "hardware": "trained on"})
+    shown = df[["model", "year", "top1", "top5", "params_M", "gmacs", "input_px", "latency_ms"]].rename(columns=LABELS)
     st.dataframe(shown, hide_index=True, width="stretch",
                  column_config={"year": st.column_config.NumberColumn(format="%d"),
                                 LABELS["params_M"]: st.column_config.NumberColumn(format="%.2f"),
                                 LABELS["gmacs"]: st.column_config.NumberColumn(format="%.3f"),
-                                LABELS["latency_ms"]: st.column_config.NumberColumn(format="%.1f")})
-    st.caption(f"Latency: {lat['note']}. Parameters and GMACs are computed from the models.")
+                                LABELS["latency_ms"]: st.column_config.NumberColumn(format="%.1f"),
+                                LABELS["top1"]: st.column_config.NumberColumn(format="%.2f"),
+                                LABELS["top5"]: st.column_config.NumberColumn(format="%.2f")})
+    st.caption(f"Latency: {lat['note']}. Parameters and GMACs are computed from the models, at each model's own "
+               "input size (LeNet-5 reads 32 px images, the others 128 px). Epochs and training hardware are in the "
+               "chart's tooltips and on Home.")
 
 # --- training curves --------------------------------------------------------------------
 st.header("Training curves")
 curves = pd.DataFrame(zoo.training_curves())
-METRICS = {"val_top1": "val top-1 (%)", "train_loss": "train loss", "train_acc": "train accuracy (fraction)",
-           "val_top5": "val top-5 (%)", "lr": "learning rate", "img_s": "training images per second"}
+METRICS = {"val_top1": "val top-1 (%)", "holdout_top1": "held-out train slice top-1 (%)", "train_loss": "train loss",
+           "train_acc": "train accuracy (fraction)", "val_top5": "val top-5 (%)",
+           "holdout_top5": "held-out train slice top-5 (%)", "lr": "learning rate",
+           "img_s": "training images per second"}
 if curves.empty:
     st.info("No shipped metrics.csv yet.", icon=":material/info:")
 else:
@@ -70,10 +76,11 @@ else:
     sel = curves[curves.metric == metric]
     st.altair_chart(alt.Chart(sel).mark_line(point=True).encode(
         x=alt.X("epoch:Q", title="epoch"), y=alt.Y("value:Q", title=METRICS[metric], scale=alt.Scale(zero=False)),
-        color=alt.Color("model:N", legend=alt.Legend(orient="bottom", title=None)),
-        tooltip=["model", "epoch", alt.Tooltip("value:Q", format=".4g", title=METRICS[metric])]).properties(height=320),
+        color=alt.Color("model:N", scale=COLORS, legend=alt.Legend(orient="bottom", title=None)),
+        tooltip=["model", "epoch", alt.Tooltip("value:Q", format=".4g", title=METRICS[metric])]).properties(height=400),
         width="stretch")
-    st.caption("As logged by scripts/train.py after every epoch (val accuracy on the centre crop, as on the cards).")
+    st.caption("As logged by scripts/train.py after every epoch (val accuracy on the centre crop, as on the cards; "
+               "runs tuned with --holdout log a held-out slice of train instead and never read val).")
 
 # --- robustness -------------------------------------------------------------------------
 st.header("How they fail: common corruptions")
@@ -97,21 +104,24 @@ else:
         st.altair_chart(alt.Chart(view).mark_line(point=True).encode(
             x=alt.X("severity:O", title="severity (0 = clean)", axis=alt.Axis(labelAngle=0)),
             y=alt.Y("top-1 (%):Q", title="top-1 on the corrupted slice (%)", scale=alt.Scale(domain=[0, 100])),
-            color=alt.Color("model:N", legend=alt.Legend(orient="bottom", title=None)),
-            tooltip=["model", "severity", alt.Tooltip("top-1 (%):Q", format=".1f")]).properties(height=300),
+            color=alt.Color("model:N", scale=COLORS, legend=alt.Legend(orient="bottom", title=None)),
+            tooltip=["model", "severity", alt.Tooltip("top-1 (%):Q", format=".1f")]).properties(height=380),
             width="stretch")
         if which != "mean over all":
             key = next(k for k, v in robustness.CORRUPTIONS.items() if v[0] == which)
             st.caption("Severities: " + "; ".join(f"{s}: {robustness.describe(key, s)}" for s in robustness.SEVERITIES))
         sdf = pd.DataFrame(summary)
         base = alt.Chart(sdf).encode(
-            x=alt.X("year:Q", title="year", scale=alt.Scale(zero=False), axis=alt.Axis(format="d")),
-            y=alt.Y("relative robustness:Q", title="corrupted top-1 / clean top-1", scale=alt.Scale(zero=False)),
+            x=alt.X("year:Q", title="year", scale=alt.Scale(zero=False, padding=24), axis=alt.Axis(format="d")),
+            y=alt.Y("relative robustness:Q", title="corrupted top-1 / clean top-1",
+                    scale=alt.Scale(zero=False, padding=24)),
             tooltip=["model", "year", alt.Tooltip("clean top-1 (%):Q", format=".1f"),
                      alt.Tooltip("corrupted top-1 (%):Q", format=".1f"), alt.Tooltip("relative robustness:Q",
                                                                                     format=".3f")])
-        st.altair_chart((base.mark_circle(size=140) + base.mark_text(dx=10, align="left").encode(text="model:N"))
-                        .properties(height=280, title="Relative robustness against year"), width="stretch")
+        st.markdown("**Relative robustness against year**")
+        st.altair_chart((base.mark_circle(size=140).encode(color=alt.Color("model:N", scale=COLORS, legend=None))
+                         + base.mark_text(dx=10, align="left").encode(text="model:N")).properties(height=320),
+                        width="stretch")
         st.caption(f"On the first {table.get('per_class')} val images of each class ({table.get('images')} images), "
                    "each corrupted at three severities; relative robustness is the mean top-1 over every corruption "
                    "and severity divided by the clean top-1 on the same images: 1.0 would mean no loss at all. "
@@ -128,13 +138,14 @@ b = c2.selectbox("Model B", archs, index=(ia + 1) % len(archs) if len(archs) > 1
 cards = {a: loaded[a][1], b: loaded[b][1]}
 pc = pd.DataFrame(per_class_rows(cards))
 if not pc.empty:
+    st.markdown("**Accuracy per class**")
     dots = alt.Chart(pc).encode(y=alt.Y("class:N", sort=data.NAMES, title=None),
                                 x=alt.X("accuracy:Q", title="per-class val top-1 (%)", scale=alt.Scale(zero=False)))
     st.altair_chart((dots.mark_line(color="#bbbbbb").encode(detail="class:N")
                      + dots.mark_circle(size=120).encode(
-                         color=alt.Color("model:N", legend=alt.Legend(orient="bottom", title=None)),
+                         color=alt.Color("model:N", scale=COLORS, legend=alt.Legend(orient="bottom", title=None)),
                          tooltip=["model", "class", alt.Tooltip("accuracy:Q", format=".1f")]))
-                    .properties(height=340, title="Accuracy per class"), width="stretch")
+                    .properties(height=400), width="stretch")
 tabs = st.tabs([f"Confusions: {ui.title_of(loaded, arch)}" for arch in dict.fromkeys((a, b))])
 for tab, arch in zip(tabs, dict.fromkeys((a, b))):
     conf = pd.DataFrame(confusion_rows(loaded[arch][1]))
@@ -143,14 +154,15 @@ for tab, arch in zip(tabs, dict.fromkeys((a, b))):
             st.info("No confusion matrix in this card.", icon=":material/info:")
             continue
         heat = alt.Chart(conf).encode(
-            x=alt.X("predicted:N", sort=data.NAMES, title="predicted class", axis=alt.Axis(labelAngle=-40)),
+            x=alt.X("predicted:N", sort=data.NAMES, title="predicted class",
+                    axis=alt.Axis(labelAngle=-45, labelOverlap=False, labelLimit=120)),
             y=alt.Y("true:N", sort=data.NAMES, title="true class"))
         st.altair_chart((heat.mark_rect().encode(
             color=alt.Color("share:Q", scale=alt.Scale(scheme="blues", domain=[0, 1]), title="share of the row"),
             tooltip=["true", "predicted", "count", alt.Tooltip("share:Q", format=".1%")])
             + heat.mark_text(fontSize=10).encode(
                 text="count:Q", color=alt.condition("datum.share > 0.5", alt.value("white"), alt.value("black"))))
-            .properties(height=420), width="stretch")
+            .properties(height=520), width="stretch")
         st.caption("Rows: the true class of each val image; columns: what the model answered; numbers are image counts.")
 
 if a != b:
@@ -160,7 +172,7 @@ if a != b:
         st.markdown(f"**{d['count']}** of {d['total']} val images get different top-1 answers.")
     if d.get("items"):
         st.caption(f"Of those, {ui.title_of(loaded, a)} is right on {d['a_right']}, {ui.title_of(loaded, b)} "
-                   f"on {d['b_right']}. First {len(d['items'])} shown.")
+                   f"on {d['b_right']}. {len(d['items'])} shown, taken in turn from each true class.")
         grid = st.columns(6)
         for i, item in enumerate(d["items"]):
             with grid[i % 6]:

@@ -10,7 +10,7 @@ from explorer import retrieval, ui, zoo
 from explorer.retrieval import RetrievalError
 from models import data
 
-ui.page("Feature retrieval", "The AlexNet paper's Figure 4: images whose fc7 activations are close are of the "
+ui.page("Retrieval", "The AlexNet paper's Figure 4: images whose fc7 activations are close are of the "
         "same kind, even when their pixels are not. Left: the training images nearest to yours by the model's "
         "features; right: nearest by raw pixels.")
 
@@ -47,11 +47,14 @@ if not indexed:
 n_gal = len(gal.labels)
 k_eval = next(iter(indexed.values())).meta.get("k", 10)
 st.subheader(f"How often the {k_eval} nearest neighbours share the query's class")
-rows = [{"model": ui.title_of(loaded, a), "features": f"{ix.meta.get('layer')} ({ix.meta.get('dim')} numbers)",
-         "by features, Euclidean (%)": ix.meta.get("precision_euclidean"),
-         "by features, cosine (%)": ix.meta.get("precision_cosine"),
-         "by raw pixels (%)": ix.meta.get("precision_pixels")} for a, ix in indexed.items()]
-st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+rows = [{"model": ui.title_of(loaded, a), "features": f"{ix.meta.get('layer')}, {ix.meta.get('dim')}-d",
+         "features, Euclidean (%)": ix.meta.get("precision_euclidean"),
+         "features, cosine (%)": ix.meta.get("precision_cosine"),
+         "raw pixels (%)": ix.meta.get("precision_pixels")} for a, ix in indexed.items()]
+st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", column_config={
+    "model": st.column_config.TextColumn(width="small"), "features": st.column_config.TextColumn(width="small"),
+    **{c: st.column_config.NumberColumn(format="%.1f", width="small")
+       for c in ("features, Euclidean (%)", "features, cosine (%)", "raw pixels (%)")}})
 st.caption(f"Precision@{k_eval}: for each of the {next(iter(indexed.values())).meta.get('val_images')} val images, the "
            f"share of its {k_eval} nearest neighbours among the {n_gal:,} gallery images ({n_gal // 10} training "
            "images per class) that are of the same class; chance is 10%. Computed by `python scripts/build_index.py`.")
@@ -89,7 +92,7 @@ with left:
 with right:
     st.markdown(f"Nearest {k} of the {n_gal:,} gallery images, by **{card.get('title', arch)}**'s "
                 f"{indexed[arch].meta.get('layer')} features and by raw pixels (32x32x3). Under each image: its class "
-                f"and its {metric} distance to the query (smaller is closer; the two columns' distances are on "
+                f"and its {metric.capitalize()} distance to the query (smaller is closer; the two columns' distances are on "
                 "different scales).")
     st.caption(f"Features in {1000 * (t1 - t0):.1f} ms, search of {n_gal:,} images in {1000 * (t2 - t1):.2f} ms.")
 root = data.default_root()
@@ -106,4 +109,4 @@ for col, title, (d, i) in ((left, f"{card.get('title', arch)}, {indexed[arch].me
                 path = root / gal.files[ii] if full and root is not None else None
                 img = str(path) if path is not None and path.exists() else retrieval.thumb_image(gal.thumbs, ii)
                 st.image(img, width="stretch")
-                st.caption(f"{data.NAMES[int(gal.labels[ii])]}  \ndistance {dd:.3g}")
+                st.caption(f"{data.NAMES[int(gal.labels[ii])]}  \ndistance {dd:.2f}")

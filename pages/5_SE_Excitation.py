@@ -9,7 +9,7 @@ from explorer import se, ui, zoo
 from models import data
 from models.probes import se_gates, se_modules
 
-ui.page("Squeeze-and-Excitation weights", "An SE block squeezes each channel to one number and learns a gate "
+ui.page("SE gates", "An SE block squeezes each channel to one number and learns a gate "
         "in (0, 1) for every channel. Early blocks gate much the same way for every image; deep blocks become "
         "class-specific (the SENet paper's Figure 6).")
 
@@ -54,8 +54,8 @@ if images:
                             legend=alt.Legend(orient="bottom", title="difference", gradientLength=220)),
             tooltip=["block", "channel", alt.Tooltip("gate:Q", format=".3f", title="difference")]).properties(
             height=270), width="stretch")
-        st.caption("Where the two images' gates differ: red, the first image opens the channel more; blue, the "
-                   "second. Early blocks barely differ; late blocks do.")
+        st.caption("Red: the first image opens the channel more; blue: the second. "
+                   + se.difference_sentence(*(f.to_dict("records") for f in frames)))
     st.caption(f"{blocks} blocks; each row holds that block's channels (64 to 512).")
 
 st.header("Class-average excitation")

@@ -27,7 +27,7 @@ vits = {a: v for a, v in loaded.items() if attention_modules(v[0])}
 mixers = {a: v for a, v in loaded.items() if attention.is_mixer(v[0])}
 others = [ui.title_of(loaded, a) for a in loaded if a not in vits and a not in mixers]
 if others:
-    st.caption(f"Not applicable, no attention or token mixing: {', '.join(others)}.")
+    st.caption(f"Not applicable, no self-attention or token mixing across image positions: {', '.join(others)}.")
 if not vits and not mixers:
     st.info(f"No Vision Transformer or MLP-Mixer checkpoint is shipped yet, so there is no attention to show. "
             f"Train one with `python scripts/train.py --arch vit` (or `--arch mlp_mixer`), then "

@@ -21,23 +21,21 @@ if link in loaded:   # the linked model and its nearest trained neighbour in his
     default = [link, order[i - 1] if i > 0 else order[min(i + 1, len(order) - 1)]]
 else:                # the two newest trained models
     default = order[-2:]
-c1, c2 = st.columns([3, 2])
-with c1:
-    chosen = ui.pick_models(loaded, key="attr-models", label="Two models", default=default, max_selections=2)
-with c2:
-    methods = st.multiselect("Methods", list(METHODS), default=list(METHODS), key="attr-methods",
-                             format_func=lambda m: METHODS[m].label)
+chosen = ui.pick_models(loaded, key="attr-models", label="Two models", default=default, max_selections=2)
+methods = st.multiselect("Methods", list(METHODS), default=list(METHODS), key="attr-methods",
+                         format_func=lambda m: METHODS[m].label)
 ui.zoo_note(loaded, missing)
 c1, c2, c3 = st.columns([2, 2, 2])
 with c1:
     target_mode = st.radio("Explain", ["each model's top-1", "one class"], horizontal=True, key="attr-target-mode")
 with c2:
-    fixed = st.selectbox("Class", range(len(data.NAMES)), format_func=lambda i: data.NAMES[i], key="attr-class",
-                         disabled=target_mode != "one class")
+    fixed = None
+    if target_mode == "one class":
+        fixed = st.selectbox("Class", range(len(data.NAMES)), format_func=lambda i: data.NAMES[i], key="attr-class")
 with c3:
-    shared = st.toggle("One scale for both models", key="attr-shared",
+    shared = st.toggle("Shared scale", key="attr-shared",
                        help="Off: each map scaled to its own 99th percentile of |attribution|. On: both models' maps "
-                            "of a method share the larger scale, so strengths compare (the weaker map may fade).")
+                            "of a method share the wider scale, so strengths compare (the weaker map may fade).")
 images = ui.image_inputs("attr", multiple=False)
 if not chosen or not methods:
     st.info("Choose one or two models and at least one method.", icon=":material/info:")
@@ -45,7 +43,7 @@ if not chosen or not methods:
 if not images:
     st.stop()
 item = images[0]
-target_class = None if target_mode != "one class" else fixed
+target_class = fixed
 
 results, bar = {}, st.progress(0.0, text="Attributing...")
 total = len(chosen) * len(methods)
@@ -82,9 +80,12 @@ for method in methods:
             if method == "gradcam":
                 gh, gw = gradcam_grid(loaded[arch][0], results[arch]["x"])
                 extra = f"; computed on a {gh}x{gw} grid"
-            st.image(overlay(base, m, meta.signed), width="stretch",
-                     caption=f"{ui.title_of(loaded, arch)}: colour scale ±{top:.3g}{extra}" if meta.signed
-                     else f"{ui.title_of(loaded, arch)}: colour scale {lo:.3g} to {top:.3g}{extra}")
+            shown = overlay(base, m, meta.signed)
+            k = max(1, 256 // shown.shape[0])                  # at most 256 px, pixels kept sharp
+            shown = shown.repeat(k, 0).repeat(k, 1)
+            st.image(shown, width="content",
+                     caption=f"{ui.title_of(loaded, arch)}: colour scale ±{ui.human(top)}{extra}" if meta.signed
+                     else f"{ui.title_of(loaded, arch)}: colour scale {ui.human(lo)} to {ui.human(top)}{extra}")
     left, _ = st.columns([1, 2])
     with left:
         st.image(colorbar(meta.signed), width="stretch",

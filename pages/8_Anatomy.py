@@ -45,6 +45,9 @@ p_in = spec.presets[preset]
 st.markdown(f"**{spec.title}** ({spec.year}): {spec.key_idea}")
 st.markdown(f"{preset.capitalize()} configuration: **{t.params:,} parameters**, **{t.macs / 1e9:.3f} GMACs** "
             f"per {p_in.input_size} px {'RGB' if p_in.in_chans == 3 else 'grey'} image, 10 classes.")
+if preset == "paper" and p_in.deviations:
+    st.markdown("**The paper configuration itself differs from the published network in:**\n"
+                + "\n".join(f"- {d}" for d in p_in.deviations))
 note = anatomy.blog_note(arch, preset, 10, t.params)
 if note:
     st.info(note, icon=":material/menu_book:")
@@ -58,6 +61,12 @@ configs = {"explorer, 10 classes": table(arch, "explorer", 10), "paper, 10 class
 totals = pd.DataFrame([{"configuration": k, "input": f"{v.input_size} px", "parameters": f"{v.params:,}",
                         "GMACs": f"{v.macs / 1e9:.3f}"} for k, v in configs.items()])
 st.dataframe(totals, hide_index=True, width="stretch")
+paper_dev = spec.presets["paper"].deviations
+if paper_dev:
+    st.caption("The paper configuration differs from the published network in: " + " ".join(paper_dev)
+               + (f" With the two-GPU split the paper used (conv2, conv4 and conv5 each reading half the maps), it has "
+                  f"{anatomy.two_tower_params(1000):,} parameters at 1000 classes, the paper's \"60 million\"."
+                  if arch == "alexnet" else ""))
 sdf = pd.DataFrame(anatomy.stage_rows(configs))
 order = list(dict.fromkeys(sdf.sort_values("order")["stage"]))
 for what, title in (("params", "parameters"), ("MACs", "multiply-accumulates")):
@@ -83,11 +92,11 @@ depth = st.select_slider("Detail", options=list(range(1, deepest + 1)), value=de
                          format_func=lambda d: "every layer" if d == deepest else f"modules {d} deep",
                          help="Fold the table to blocks: sub-layers merge into their parent; totals do not change.")
 rows = pd.DataFrame(anatomy.table_rows(t, None if depth == deepest else depth))
-rows["layer type"] = (rows["type"] + " " + rows["detail"]).str.strip()
-rows = rows[["layer", "layer type", "output", "params", "params %", "MACs", "MACs %", "receptive field"]]
-st.dataframe(rows, hide_index=True, width="stretch", height=min(38 + 35 * len(rows), 460), column_config={
+rows = rows[["#", "layer", "type", "output", "params", "params %", "MACs", "MACs %", "receptive field"]]
+st.dataframe(rows, hide_index=True, width="stretch", height=min(38 + 35 * len(rows), 38 + 35 * 30), column_config={
+    "#": st.column_config.NumberColumn(width=40),
     "layer": st.column_config.TextColumn(width="small"),
-    "layer type": st.column_config.TextColumn(width="medium"),
+    "type": st.column_config.TextColumn(width="medium"),
     "output": st.column_config.TextColumn(width="small"),
     "params": st.column_config.NumberColumn(format="localized", width="small"),
     "MACs": st.column_config.NumberColumn(format="localized", width="small"),
@@ -104,17 +113,22 @@ st.caption(f"{len(rows)} rows, summing to {t.params:,} parameters and {t.macs:,}
 st.header("Receptive field and resolution")
 rf = pd.DataFrame(anatomy.rf_rows(t))
 if not rf.empty:
-    long = rf.melt(id_vars=["#", "layer"], value_vars=["receptive field (px)", "map side (units)", "jump (px)"],
-                   var_name="quantity", value_name="value")
+    x = alt.X("#:Q", title="layer (the # column of the table above)", axis=alt.Axis(tickMinStep=1, format="d"))
+    long = rf.melt(id_vars=["#", "layer"], value_vars=["receptive field (px)", "jump (px)"],
+                   var_name="quantity", value_name="pixels")
     base = alt.Chart(long).mark_line(point=True).encode(
-        x=alt.X("#:Q", title="layer (forward order, as in the table)"),
-        y=alt.Y("value:Q", scale=alt.Scale(type="log"), title="px (log scale)"),
+        x=x, y=alt.Y("pixels:Q", scale=alt.Scale(type="log"), title="input pixels (log scale)"),
         color=alt.Color("quantity:N", legend=alt.Legend(orient="bottom", title=None)),
-        tooltip=["layer", "quantity", alt.Tooltip("value:Q", format="g")])
+        tooltip=["#", "layer", "quantity", alt.Tooltip("pixels:Q", format="g")])
     rule = alt.Chart(pd.DataFrame({"y": [t.input_size], "label": [f"input side ({t.input_size} px)"]})).encode(y="y:Q")
+    st.markdown("**How far one unit sees, and how far apart neighbouring units are**")
     st.altair_chart((base + rule.mark_rule(strokeDash=[4, 4], color="grey")
                      + rule.mark_text(align="left", dx=4, dy=-6, color="grey").encode(text="label:N", x=alt.value(0)))
-                    .properties(height=320), width="stretch")
+                    .properties(height=340), width="stretch")
+    st.markdown("**The feature map shrinks as the receptive field grows**")
+    st.altair_chart(alt.Chart(rf).mark_line(point=True, color="#59a14f").encode(
+        x=x, y=alt.Y("map side (units):Q", title="feature-map side (units)", scale=alt.Scale(zero=True)),
+        tooltip=["#", "layer", "map side (units)"]).properties(height=220), width="stretch")
 st.markdown(anatomy.rf_summary(t))
 st.caption("Computed by following the input through the forward pass: each convolution or pooling of kernel k "
            "widens the receptive field by (k - 1) x jump, each stride multiplies the jump; where branches "
@@ -133,13 +147,16 @@ for path, caption in spec.blocks:
 st.header("Paper against explorer")
 paper_t, expl_t = table(arch, "paper", 10), table(arch, "explorer", 10)
 pairs = anatomy.align(paper_t.rows, expl_t.rows)
-changed = sum(p.status != "same" for p in pairs)
+counts = anatomy.align_counts(pairs)
+design = sum(counts[k] for k in anatomy.STATUS_DESIGN)
 dev = spec.presets["explorer"].deviations
 st.markdown("**The explorer differs from the paper in:**\n" + "\n".join(f"- {d}" for d in dev) if dev else
             "The explorer configuration is the paper's.")
 st.markdown(f"Layer by layer (A = paper at {paper_t.input_size} px, B = explorer at {expl_t.input_size} px): "
-            f"**{changed} of {len(pairs)}** rows differ.")
-STATUS_COLOURS = {"changed": "#fff1d6", "only in A": "#fde2e1", "only in B": "#e1f5e4"}
+            f"**{design}** of {len(pairs)} rows differ in design; {counts['resized']} only in size (their output "
+            "shrinks with the smaller input).")
+STATUS_COLOURS = {"changed": "#fff1d6", "moved": "#ece4f7", "only in A": "#fde2e1", "only in B": "#e1f5e4",
+                  "resized": "#f4f6fa"}
 
 
 def highlight(row):
@@ -148,7 +165,7 @@ def highlight(row):
 
 
 st.dataframe(pd.DataFrame(anatomy.align_rows(pairs)).style.apply(highlight, axis=1), hide_index=True,
-             width="stretch", height=min(38 + 35 * len(pairs), 420))
+             width="stretch", height=min(38 + 35 * len(pairs), 38 + 35 * 25))
 
 # --- two architectures -----------------------------------------------------------------
 st.header("Side by side with another architecture")
@@ -166,14 +183,22 @@ st.markdown(f"A = **{specs[first].title}** ({ta.params:,} params, {ta.macs / 1e9
             f"B = **{specs[second].title}** ({tb.params:,} params, {tb.macs / 1e9:.3f} GMACs), both {preset}.")
 if names.index(second) == names.index(first) + 1:
     st.markdown(f"**What changed.** {specs[second].changed}")
-counts = {s: sum(p.status == s for p in pairs) for s in ("same", "changed", "only in A", "only in B")}
-st.caption(" · ".join(f"{v} {k}" for k, v in counts.items()) + " (rows matched in order by layer type)")
+counts = anatomy.align_counts(pairs)
+st.caption(" · ".join(f"{v} {k}" for k, v in counts.items() if v) + " (rows matched in order by layer type; "
+           "'resized': the same layer with another output size; 'moved': the same layer a little earlier or later)")
 st.dataframe(pd.DataFrame(anatomy.align_rows(pairs)).style.apply(highlight, axis=1), hide_index=True,
-             width="stretch", height=min(38 + 35 * len(pairs), 420))
+             width="stretch", height=min(38 + 35 * len(pairs), 38 + 35 * 25))
 both = pd.DataFrame(anatomy.stage_rows({specs[first].title: ta, specs[second].title: tb}))
+both["GMACs"] = both["MACs"] / 1e9
+both["stage label"] = both["order"].astype(str).str.cat(both["stage"], sep=". ")
+st.markdown("**Compute per stage**")
 st.altair_chart(alt.Chart(both).mark_bar().encode(
-    x=alt.X("order:O", title="stage (in forward order)"), y=alt.Y("MACs:Q", title="MACs"),
-    xOffset="configuration:N", color=alt.Color("configuration:N", title=None, legend=alt.Legend(orient="bottom")),
+    x=alt.X("stage label:N", sort=list(dict.fromkeys(both.sort_values(["order"])["stage label"])), title=None,
+            axis=alt.Axis(labelAngle=-30, labelLimit=160)),
+    y=alt.Y("GMACs:Q", title="GMACs per image"),
+    xOffset="configuration:N", color=alt.Color("configuration:N", title=None, scale=ui.model_colors([specs[first].title, specs[second].title]),
+                                               legend=alt.Legend(orient="bottom")),
     tooltip=["configuration", "stage", "resolution", alt.Tooltip("params:Q", format=","),
-             alt.Tooltip("MACs:Q", format=",")]).properties(height=260, title="Compute per stage"),
-    width="stretch")
+             alt.Tooltip("GMACs:Q", format=".3f")]).properties(height=360), width="stretch")
+st.caption("Stages in forward order, numbered from 0, each network's own: the two bars of a number are the two "
+           "networks' stages at the same position, not necessarily the same layers.")

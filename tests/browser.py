@@ -143,12 +143,11 @@ def overflow(page) -> list[str]:
 
 
 def truncated(page) -> list[str]:
-    """Text cut short with an ellipsis in page links, metrics, captions and text (not in widgets,
-    where Streamlit ellipsises long chips by design)."""
+    """Text cut short with an ellipsis in page links, metrics, captions, text and widget labels
+    (not in a multiselect's chips, which Streamlit shortens by design)."""
     return page.evaluate("""() => {
-        const sel = '[data-testid="stMain"] [data-testid="stPageLink"] *, [data-testid="stMain"] ' +
-                    '[data-testid="stMetric"] *, [data-testid="stMain"] [data-testid="stMarkdownContainer"] *, ' +
-                    '[data-testid="stMain"] [data-testid="stCaptionContainer"] *';
+        const sel = ['stPageLink', 'stMetric', 'stMarkdownContainer', 'stCaptionContainer', 'stWidgetLabel']
+            .map(t => `[data-testid="stMain"] [data-testid="${t}"] *`).join(', ');
         const out = [];
         for (const el of document.querySelectorAll(sel)) {
             const s = getComputedStyle(el);

@@ -40,8 +40,10 @@ def app_checkpoints(tiny_data, tmp_path_factory):
     import build_index
     import robustness as robustness_script
     import se_profiles
+    import units as units_script
     build_index.build(d, tiny_data, per_class=3, k=3)
     se_profiles.build(d, tiny_data)
+    units_script.build(d, tiny_data)
     attention_figures.build(d, tiny_data, per_class=1)
     robustness_script.build(d, tiny_data, per_class=1)
     os.environ["VH_CHECKPOINTS"] = str(d)
@@ -237,16 +239,35 @@ def test_filters_every_model_and_activations(app_checkpoints):
     assert any("maps (" in c for c in image_captions(at))  # the default sample's activation maps
 
 
+def test_filters_steps_through_training_snapshots(app_checkpoints):
+    """Issue 9, point 4: with first-layer snapshots beside the checkpoint, the page steps through them."""
+    from explorer.filters import SNAPSHOTS, save_snapshots
+    torch.manual_seed(1)
+    snaps = {e: torch.randn(96, 3, 11, 11) for e in (0, 1, 2, 5)}
+    path = save_snapshots(snaps, app_checkpoints / "alexnet" / SNAPSHOTS, "alexnet", "trunk.features.0")
+    try:
+        at = run_page("pages/3_Filters.py", arch="alexnet")
+        assert_clean(at)
+        assert at.select_slider(key="filters-epoch").value == 5
+        assert any("after epoch 5" in h.value for h in at.subheader)
+        at.select_slider(key="filters-epoch").set_value(0).run()
+        assert_clean(at)
+        assert any("after epoch 0" in h.value for h in at.subheader) and vega_charts(at) == 1
+        assert any("close to random noise" in m.value for m in at.markdown)
+    finally:
+        path.unlink()
+
+
 def test_retrieval_labels_and_neighbours(app_checkpoints):
     at = run_page("pages/4_Retrieval.py")
     assert_clean(at)
     table = at.dataframe[0].value
-    assert len(table) == len(APP_ARCHS) and {"by features, Euclidean (%)", "by raw pixels (%)"} <= set(table.columns)
+    assert len(table) == len(APP_ARCHS) and {"features, Euclidean (%)", "raw pixels (%)"} <= set(table.columns)
     k = int(re.search(r"Precision@(\d+)", "\n".join(c.value for c in at.caption)).group(1))
     assert at.slider(key="retr-k").value == k                                  # point 8: default = the k reported
     assert not any("-image-gallery neighbours" in c.value for c in at.caption)
     assert any("search of 30 images" in c.value for c in at.caption)
-    assert sum(bool(re.search(r"\ndistance [0-9.]+", c.value)) for c in at.caption) == 2 * k  # each labelled
+    assert sum(bool(re.search(r"\ndistance [0-9]+\.[0-9]{2}$", c.value)) for c in at.caption) == 2 * k  # labelled
     at.radio(key="retr-metric").set_value("cosine").run()
     assert_clean(at)
 
@@ -305,6 +326,18 @@ def test_attribution_page_default_and_deep_link(app_checkpoints):
     at = run_page("pages/7_Attributions.py", arch="alexnet")
     assert at.multiselect(key="attr-models").value == ["alexnet", "lenet5"]    # point 7: two models, not one
     at.toggle(key="attr-shared").set_value(True).run()
+    assert_clean(at)
+
+
+def test_units_page_permalink_and_views(app_checkpoints):
+    at = run_page("pages/9_Units.py", arch="alexnet", layer="L2", unit="7")
+    assert_clean(at)
+    assert at.selectbox(key="units-layer").value == "L2" and at.selectbox(key="units-unit").value == 7
+    assert vega_charts(at) == 2                                   # selectivity per layer, class means of the unit
+    assert sum(1 for c in image_captions(at) if " · " in c) == 9  # the unit's top 9, each with class and value
+    assert any("Mean class selectivity" in m.value for m in at.markdown)
+    assert at.query_params["unit"] == ["7"] or at.query_params["unit"] == "7"
+    at.selectbox(key="units-layer").set_value("L1").run()
     assert_clean(at)
 
 

@@ -32,6 +32,7 @@ PAGES = {
     "Compare": "Accuracy against cost",
     "Anatomy": "Layer by layer",
     "Filters": "Activation maps of your image",
+    "Units": "Top 9",
     "Retrieval": "nearest neighbours share the query's class",
     "SE_Excitation": "Class-average excitation",
     # with no ViT or Mixer shipped, the page says so and names the command that trains one
