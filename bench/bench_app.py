@@ -6,9 +6,10 @@
 1. warm top-5: one upload classified by every model (preprocessing + forward passes),
    median of --repeats runs, in the server's own code path (`explorer.classify`);
 2. first prediction after server start: `streamlit run app.py` is started, Chromium opens
-   the Classify page, uploads a sample and waits for the agreement line; wall time from
-   launching the server to seeing the answer (needs /usr/bin/chromium);
-3. resident memory of that server after it has loaded every model and answered (psutil RSS).
+   the Classify page, chooses "Your upload", uploads a photo and waits for the models'
+   answer; wall time from launching the server to seeing it (needs /usr/bin/chromium);
+3. resident memory of that server after it has loaded every model and answered (psutil RSS),
+   and again after the heaviest page (every attribution method on the two biggest models).
 
 Latency does not depend on the weights' values, so `--full-zoo` times all 14 architectures
 with random weights, to show where the whole zoo will stand once it is trained.
@@ -40,7 +41,7 @@ import models  # noqa: E402
 from explorer import zoo  # noqa: E402
 from explorer.classify import classify  # noqa: E402
 
-TARGETS = {"warm_top5_ms": 300, "first_prediction_s": 10, "rss_mb": 1536}
+TARGETS = {"warm_top5_ms": 300, "first_prediction_s": 10, "rss_mb": 1536, "rss_after_attributions_mb": 1536}
 SAMPLE = REPO / "samples" / "golf_ball-1.jpg"
 
 
@@ -93,15 +94,28 @@ def server_figures(checkpoints: Path) -> dict:
                 except OSError:
                     time.sleep(0.05)
             page.goto(f"{url}/Classify")
+            page.get_by_text("Your upload", exact=True).click()
             page.locator("input[type=file]").first.set_input_files(str(SAMPLE))
             page.get_by_text("models say").first.wait_for()
             first = time.perf_counter() - t0
+            rss = psutil.Process(proc.pid).memory_info().rss / 2**20
+            # then the heaviest page: every attribution method on the two biggest models present
+            heavy = [a for a in ("vgg16", "densenet121", "se_resnet18", "alexnet")
+                     if (checkpoints / a / "card.json").exists()][:2]
+            rss_heavy = None
+            if heavy:
+                page.goto(f"{url}/Attributions?arch={heavy[0]}")
+                page.get_by_text("Grad-CAM").first.wait_for()
+                page.wait_for_function("document.querySelector('[data-testid=stApp]')"
+                                       ".getAttribute('data-test-script-state') === 'notRunning'")
+                rss_heavy = psutil.Process(proc.pid).memory_info().rss / 2**20
             browser.close()
-        rss = psutil.Process(proc.pid).memory_info().rss / 2**20
     finally:
         proc.terminate()
         proc.wait(20)
-    return {"first_prediction_s": round(first, 2), "rss_mb": round(rss, 1)}
+    return {"first_prediction_s": round(first, 2), "rss_mb": round(rss, 1),
+            "rss_after_attributions_mb": round(rss_heavy, 1) if rss_heavy else None,
+            "attributions_models": heavy}
 
 
 def random_zoo(dest: Path) -> Path:
@@ -132,7 +146,8 @@ def main() -> int:
         results[label] = r
         print(f"{label}: {len(r['models'])} models | warm top-5 {r['warm_top5_ms']} ms "
               f"(target {TARGETS['warm_top5_ms']}) | first prediction {r['first_prediction_s']} s "
-              f"(target {TARGETS['first_prediction_s']}) | RSS {r['rss_mb']} MB (target {TARGETS['rss_mb']})",
+              f"(target {TARGETS['first_prediction_s']}) | RSS {r['rss_mb']} MB, after attributions "
+              f"{r.get('rss_after_attributions_mb')} MB (target {TARGETS['rss_mb']})",
               flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1) + "\n")

@@ -2,7 +2,7 @@
 
 | method              | Captum                                            | map (H, W)                         | sign     |
 |---------------------|---------------------------------------------------|------------------------------------|----------|
-| integrated_gradients| IntegratedGradients, 32 steps, black baseline     | sum over colour channels           | signed   |
+| integrated_gradients| IntegratedGradients, 32 steps (8 at a time), black baseline | sum over channels | signed |
 | smoothgrad          | NoiseTunnel(Saliency), 16 noisy copies            | sum over channels of abs(gradient) | unsigned |
 | occlusion           | Occlusion, quarter-image grey patch, half stride  | drop in the class logit            | signed   |
 | gradcam             | LayerGradCam on the last spatial feature map;     | ReLU of the class map, upsampled   | unsigned |
@@ -142,17 +142,17 @@ def attribute(model, x: torch.Tensor, target: int, method: str, steps: int = 32)
         size = x.shape[-2:]
         if method == "integrated_gradients":
             a = IntegratedGradients(model).attribute(x, baselines=black_baseline(model), target=target,
-                                                     n_steps=steps, internal_batch_size=steps)
+                                                     n_steps=steps, internal_batch_size=8)
             m = a.sum(1)[0]
         elif method == "smoothgrad":
             a = NoiseTunnel(Saliency(model)).attribute(x, nt_type="smoothgrad", nt_samples=16,
-                                                       nt_samples_batch_size=16, stdevs=0.15, target=target)
+                                                       nt_samples_batch_size=8, stdevs=0.15, target=target)
             m = a.abs().sum(1)[0]
         elif method == "occlusion":
             w = max(4, size[-1] // 4)
             a = Occlusion(model).attribute(x, sliding_window_shapes=(x.shape[1], w, w),
                                            strides=(x.shape[1], w // 2, w // 2), baselines=0.0, target=target,
-                                           perturbations_per_eval=32)
+                                           perturbations_per_eval=16)
             m = a.mean(1)[0]
         else:
             if is_token_model(model):

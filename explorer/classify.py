@@ -55,7 +55,7 @@ def classify(loaded: dict, image: Image.Image, k: int = 5, corruption: str | Non
             key = (model.input_size, model.in_chans)
             if key not in inputs:
                 inputs[key] = model_input(image, *key, corruption, severity)
-            probs = model(inputs[key]).float().softmax(-1)[0]
+            probs = model(inputs[key].contiguous(memory_format=torch.channels_last)).float().softmax(-1)[0]
             names = [c["name"] for c in card.get("classes", [])] or data.NAMES
             p, i = probs.topk(min(k, len(probs)))
             results.append(Result(arch, card.get("title", arch),

@@ -61,6 +61,21 @@ def test_attribution_and_classification_share_a_model_safely():
     assert not run_together(classify_job, attribute_job), "sharing the model across threads failed"
 
 
+def test_channels_last_loading_gives_the_same_answers(tmp_path):
+    """The app loads models channels-last for speed; the numbers must not change."""
+    torch.manual_seed(0)
+    for arch in ("googlenet", "resnet18", "vit"):
+        models.save(models.create(arch), tmp_path / arch, {"num_classes": 10})
+    loaded, missing = zoo.load_all(tmp_path, ["googlenet", "resnet18", "vit"])
+    assert not missing
+    image = Image.open(REPO / "samples" / "church-1.jpg").convert("RGB")
+    for (r, (arch, (model, _))) in zip(classify.classify(loaded, image)[0], loaded.items()):
+        plain, _ = models.load(arch, tmp_path)
+        with torch.no_grad():
+            ref = plain(data.preprocess(image, plain.input_size)).softmax(-1)[0]
+        assert torch.allclose(torch.tensor(r.probs), ref, atol=1e-5), arch
+
+
 def test_attention_capture_and_classification_share_a_vit_safely():
     torch.manual_seed(0)
     vit = models.create("vit").eval()
