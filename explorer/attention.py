@@ -149,27 +149,12 @@ def is_mixer(model) -> bool:
 
 
 def save_figures(path, figures: dict[str, torch.Tensor], card: dict, meta: dict) -> None:
-    import json
-
-    from safetensors.torch import save_file
-
-    from explorer.retrieval import weights_sha
-    save_file({k: v.float().contiguous() for k, v in figures.items()}, str(path),
-              metadata={"arch": card["arch"], "weights_sha256": weights_sha(card), "meta": json.dumps(meta)})
+    from explorer import sidecar
+    sidecar.save(path, {k: v.float() for k, v in figures.items()}, card, meta)
 
 
 def load_figures(path, card: dict) -> tuple[dict[str, torch.Tensor], dict] | None:
     """The shipped figures of a checkpoint, or None if absent or made from other weights."""
-    import json
-    from pathlib import Path
-
-    from safetensors import safe_open
-
-    from explorer.retrieval import weights_sha
-    if not Path(path).exists():
-        return None
-    with safe_open(str(path), "pt") as f:
-        md = f.metadata()
-        if md.get("weights_sha256") != weights_sha(card):
-            return None
-        return {k: f.get_tensor(k) for k in f.keys()}, json.loads(md.get("meta", "{}"))
+    from explorer import sidecar
+    with sidecar.opened(path, card) as f:
+        return None if f is None else ({k: f.get_tensor(k) for k in f.keys()}, f.meta)

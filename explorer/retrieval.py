@@ -18,6 +18,7 @@ from PIL import Image
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from explorer import sidecar
 from models import data
 
 GALLERY = "gallery.safetensors"
@@ -73,29 +74,21 @@ def load_gallery(path: Path) -> Gallery:
     return Gallery(torch.from_numpy(np.stack(thumbs)).permute(0, 3, 1, 2).contiguous(), labels, files)
 
 
-def save_index(path: Path, arch: str, feats: torch.Tensor, weights_sha256: str, meta: dict) -> None:
-    save_file({"feats": feats.half().contiguous()}, str(path),
-              metadata={"arch": arch, "weights_sha256": weights_sha256, "meta": json.dumps(meta)})
+def save_index(path: Path, card: dict, feats: torch.Tensor, meta: dict) -> None:
+    sidecar.save(path, {"feats": feats.half()}, card, meta)
 
 
 def load_index(path: Path, card: dict) -> Index:
     """The index of a checkpoint, refused if it was built from other weights."""
-    if not path.exists():
-        raise RetrievalError(f"{card.get('title', card['arch'])} has no retrieval index yet; build it with "
-                             f"`python scripts/build_index.py --arch {card['arch']}`.")
-    with safe_open(str(path), "pt") as f:
-        md = f.metadata()
-        feats = f.get_tensor("feats").float()
-    want = weights_sha(card)
-    if md.get("arch") != card["arch"] or md.get("weights_sha256") != want:
-        raise RetrievalError(f"{card.get('title', card['arch'])}'s retrieval index was built from other weights "
-                             f"than its checkpoint; rebuild it with `python scripts/build_index.py --arch "
-                             f"{card['arch']}`.")
-    return Index(card["arch"], feats, want, json.loads(md.get("meta", "{}")))
-
-
-def weights_sha(card: dict) -> str:
-    return ",".join(w["sha256"] for w in card["weights"])
+    title = card.get("title", card["arch"])
+    with sidecar.opened(path, card) as f:
+        if f is None:
+            if Path(path).exists():
+                raise RetrievalError(f"{title}'s retrieval index was built from other weights than its checkpoint; "
+                                     f"rebuild it with `python scripts/build_index.py --arch {card['arch']}`.")
+            raise RetrievalError(f"{title} has no retrieval index yet; build it with "
+                                 f"`python scripts/build_index.py --arch {card['arch']}`.")
+        return Index(card["arch"], f.get_tensor("feats").float(), sidecar.weights_sha(card), f.meta)
 
 
 def neighbours(query: torch.Tensor, bank: torch.Tensor, k: int = 8, metric: str = "euclidean"):

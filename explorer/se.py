@@ -9,9 +9,7 @@ import json
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
-from safetensors.torch import save_file
-
+from explorer import sidecar
 from models import data
 from models.probes import se_gates
 
@@ -40,22 +38,16 @@ def class_profiles(model, x_u8: torch.Tensor, y: torch.Tensor, batch: int = 200)
 
 
 def save_profiles(path: Path, profiles: list[torch.Tensor], card: dict, meta: dict) -> None:
-    from explorer.retrieval import weights_sha
-    save_file({f"block{i + 1}": p.half().contiguous() for i, p in enumerate(profiles)}, str(path),
-              metadata={"arch": card["arch"], "weights_sha256": weights_sha(card), "meta": json.dumps(meta)})
+    sidecar.save(path, {f"block{i + 1}": p.half() for i, p in enumerate(profiles)}, card, meta)
 
 
 def load_profiles(path: Path, card: dict) -> tuple[list[torch.Tensor], dict] | None:
     """The shipped profiles, or None if absent or built from other weights."""
-    from explorer.retrieval import weights_sha
-    if not path.exists():
-        return None
-    with safe_open(str(path), "pt") as f:
-        md = f.metadata()
-        if md.get("weights_sha256") != weights_sha(card):
+    with sidecar.opened(path, card) as f:
+        if f is None:
             return None
         keys = sorted(f.keys(), key=lambda k: int(k[5:]))
-        return [f.get_tensor(k).float() for k in keys], json.loads(md.get("meta", "{}"))
+        return [f.get_tensor(k).float() for k in keys], f.meta
 
 
 def profile_rows(profiles: list[torch.Tensor], block: int) -> list[dict]:

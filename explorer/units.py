@@ -25,9 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
-from safetensors.torch import save_file
-from explorer import anatomy
+
+from explorer import anatomy, sidecar
 from models import data
 
 UNITS = "units.safetensors"
@@ -193,7 +192,6 @@ class Units:
 
 
 def save(path: Path, layers: list[Layer], val: dict, gallery: dict, card: dict, meta: dict) -> None:
-    from explorer.retrieval import weights_sha
     tensors = {}
     for ly in layers:
         v, g = val[ly.key], gallery[ly.key]
@@ -207,21 +205,16 @@ def save(path: Path, layers: list[Layer], val: dict, gallery: dict, card: dict, 
         tensors[f"{ly.key}.gal_val"] = g["top_val"].half().contiguous()
     layer_meta = [{k: (list(v) if isinstance(v, tuple) else (None if isinstance(v, float) and math.isinf(v) else v))
                    for k, v in ly.__dict__.items()} for ly in layers]
-    save_file(tensors, str(path), metadata={"arch": card["arch"], "weights_sha256": weights_sha(card),
-                                            "layers": json.dumps(layer_meta), "meta": json.dumps(meta)})
+    sidecar.save(path, tensors, card, meta, layers=json.dumps(layer_meta))
 
 
 def load(path: Path, card: dict) -> Units | None:
     """The shipped unit file of a checkpoint, or None if absent or made from other weights."""
-    from explorer.retrieval import weights_sha
-    if not Path(path).exists():
-        return None
-    with safe_open(str(path), "pt") as f:
-        md = f.metadata()
-        if md.get("weights_sha256") != weights_sha(card):
+    with sidecar.opened(path, card) as f:
+        if f is None:
             return None
         layers = []
-        for d in json.loads(md["layers"]):
+        for d in json.loads(f.metadata["layers"]):
             d["grid"] = tuple(d["grid"]) if d["grid"] else None
             d["rf"] = math.inf if d["rf"] is None else d["rf"]
             layers.append(Layer(**d))
@@ -233,7 +226,7 @@ def load(path: Path, card: dict) -> Units | None:
                            "active": g("active").float()}
             gal[ly.key] = {"top_idx": g("gal_idx").long(), "top_pos": g("gal_pos").long(),
                            "top_val": g("gal_val").float()}
-    return Units(layers, val, gal, json.loads(md.get("meta", "{}")))
+    return Units(layers, val, gal, f.meta)
 
 
 # --- what the page shows -------------------------------------------------------------------

@@ -12,7 +12,6 @@ app shows the numbers without the dataset.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -24,6 +23,7 @@ sys.path[:0] = [str(REPO), str(HERE)]
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
+import common  # noqa: E402
 import models  # noqa: E402
 from explorer import retrieval  # noqa: E402
 from models import data  # noqa: E402
@@ -87,7 +87,7 @@ def build(checkpoints: Path, root: Path, archs: list[str] | None = None, per_cla
                 "precision_cosine": round(retrieval.precision_at_k(q, vy, bank, glabels, k, "cosine"), 2),
                 "precision_pixels": round(pix_p, 2), "data_fingerprint": data.fingerprint(root)}
         out = checkpoints / arch / retrieval.INDEX
-        retrieval.save_index(out, arch, bank, retrieval.weights_sha(card), meta)
+        retrieval.save_index(out, card, bank, meta)
         out_meta[arch] = meta
         print(f"{arch}: {meta['layer']} ({meta['dim']}-d) precision@{k} euclidean "
               f"{meta['precision_euclidean']}% cosine {meta['precision_cosine']}% vs pixels {pix_p:.2f}% "
@@ -96,19 +96,12 @@ def build(checkpoints: Path, root: Path, archs: list[str] | None = None, per_cla
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--arch", action="append")
-    ap.add_argument("--checkpoints", type=Path, default=REPO / "checkpoints")
-    ap.add_argument("--data", default="")
+    ap = common.parser(__doc__)
     ap.add_argument("--per-class", type=int, default=100)
     ap.add_argument("--k", type=int, default=10)
     args = ap.parse_args()
-    root = data.resolve_root(args.data) if args.data else data.default_root()
-    if root is None:
-        raise SystemExit("no Imagenette data found: pass --data DIR or set VH_DATA")
-    build(args.checkpoints, root, args.arch, args.per_class, args.k)
+    build(args.checkpoints, common.data_root(args), args.arch, args.per_class, args.k)
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -14,20 +14,21 @@ images (tests check it).
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path[:0] = [str(REPO), str(HERE)]
 
 import torch  # noqa: E402
 
+import common  # noqa: E402
 import models  # noqa: E402
 from explorer import robustness  # noqa: E402
-from explorer.retrieval import weights_sha  # noqa: E402
+from explorer.sidecar import weights_sha  # noqa: E402
 from models import data  # noqa: E402
 
 
@@ -74,18 +75,11 @@ def build(checkpoints: Path, root: Path, archs: list[str] | None = None, per_cla
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--arch", action="append")
-    ap.add_argument("--checkpoints", type=Path, default=REPO / "checkpoints")
-    ap.add_argument("--data", default="")
+    ap = common.parser(__doc__)
     ap.add_argument("--per-class", type=int, default=50)
     args = ap.parse_args()
-    root = data.resolve_root(args.data) if args.data else data.default_root()
-    if root is None:
-        raise SystemExit("no Imagenette data found: pass --data DIR or set VH_DATA")
-    build(args.checkpoints, root, args.arch, args.per_class)
+    build(args.checkpoints, common.data_root(args), args.arch, args.per_class)
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -7,13 +7,13 @@ matrix of mean gates, tied to the checkpoint's weights by their sha256.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE.parent), str(HERE)]
 
+import common  # noqa: E402
 import models  # noqa: E402
 from explorer import se  # noqa: E402
 from models import data  # noqa: E402
@@ -39,9 +39,5 @@ def build(checkpoints: Path, root: Path, archs: list[str] | None = None) -> list
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--arch", action="append")
-    ap.add_argument("--checkpoints", type=Path, default=REPO / "checkpoints")
-    ap.add_argument("--data", default="")
-    args = ap.parse_args()
-    build(args.checkpoints, data.resolve_root(args.data) if args.data else data.default_root(), args.arch)
+    args = common.parser(__doc__).parse_args()
+    build(args.checkpoints, common.data_root(args), args.arch)

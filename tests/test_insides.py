@@ -57,7 +57,7 @@ def test_neighbours_and_precision():
 
 def test_index_tied_to_weights(tmp_path):
     card = {"arch": "alexnet", "weights": [{"sha256": "abc"}]}
-    retrieval.save_index(tmp_path / "ix.safetensors", "alexnet", torch.randn(5, 4), "abc", {"k": 3})
+    retrieval.save_index(tmp_path / "ix.safetensors", card, torch.randn(5, 4), {"k": 3})
     assert retrieval.load_index(tmp_path / "ix.safetensors", card).feats.shape == (5, 4)
     with pytest.raises(retrieval.RetrievalError, match="other weights.*build_index.py --arch alexnet"):
         retrieval.load_index(tmp_path / "ix.safetensors", {**card, "weights": [{"sha256": "def"}]})

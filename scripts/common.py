@@ -1,0 +1,29 @@
+"""What the scripts that refresh the shipped side files share: their command line and where
+the data is.
+
+    ap = common.parser(__doc__)                 # --arch (repeatable), --checkpoints, --data
+    args = ap.parse_args(); root = common.data_root(args)
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def parser(doc: str) -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--arch", action="append", help="architecture (repeatable); default: every shipped checkpoint")
+    ap.add_argument("--checkpoints", type=Path, default=REPO / "checkpoints")
+    ap.add_argument("--data", default="", help="folder with train/ and val/ (default: $VH_DATA or ../shared/data)")
+    return ap
+
+
+def data_root(args) -> Path:
+    from models import data
+    root = data.resolve_root(args.data) if args.data else data.default_root()
+    if root is None:
+        raise SystemExit("no Imagenette data found: pass --data DIR or set VH_DATA "
+                         "(scripts/download_data.py fetches it)")
+    return root
