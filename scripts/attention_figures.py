@@ -75,7 +75,6 @@ def main() -> int:
     ap = common.parser(__doc__)
     ap.add_argument("--per-class", type=int, default=50)
     args = ap.parse_args()
-    torch.set_grad_enabled(False)
     build(args.checkpoints, common.data_root(args), args.arch, args.per_class)
     return 0
 

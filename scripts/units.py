@@ -44,7 +44,6 @@ def build(checkpoints: Path, root: Path, archs: list[str] | None = None) -> dict
                          f"(first: {missing[0]}); rebuild it with `python scripts/build_index.py`")
     gidx = [where[f] for f in gallery.files]
     done = {}
-    torch.set_grad_enabled(False)
     for arch in archs:
         t0 = time.time()
         model, card = models.load(arch, checkpoints)

@@ -52,3 +52,14 @@ def _isolated_cache(tmp_path_factory):
     os.environ["VH_CACHE"] = str(tmp_path_factory.mktemp("vh-cache"))
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests' own helpers (odd_images)
+
+
+@pytest.fixture(autouse=True)
+def _grad_mode_left_on():
+    """A test (or the code it runs) that switches autograd off for the whole process breaks every
+    later test that trains; fail the culprit instead."""
+    import torch
+    yield
+    leaked = not torch.is_grad_enabled()
+    torch.set_grad_enabled(True)
+    assert not leaked, "this test left torch's grad mode off (torch.set_grad_enabled(False) somewhere)"

@@ -122,6 +122,19 @@ def test_classify_first_visit_shows_every_model(app_checkpoints):
     assert vega_charts(at) == 1                          # the models x classes matrix
     table = at.dataframe[0].value                        # top-5 and latency of every model
     assert len(table) == len(APP_ARCHS) and "latency (ms)" in table.columns and table["latency (ms)"].notna().all()
+    spec = json.loads(at.get("vega_lite_chart")[0].proto.spec)
+    marks = json.dumps(spec)
+    assert '"text"' in marks and "percent" in marks      # point 8: numbers on the cells, not bare bars
+    # point 6: no box listing the untrained architectures on top of the page, one line under the picker
+    assert not any("Not trained yet" in i.value for i in at.info)
+    assert any("appear here once trained" in c.value for c in at.caption)
+
+
+def test_sidebar_says_home(app_checkpoints):
+    """Issue 10, point 8: the first sidebar entry read "app"."""
+    at = run_page("pages/2_Compare.py")
+    labels = [p.proto.label for p in at.sidebar.get("page_link")]
+    assert labels[0] == "Home" and "app" not in labels and len(labels) == 10
 
 
 def test_classify_good_and_bad_uploads_in_one_session(app_checkpoints):

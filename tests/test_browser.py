@@ -29,7 +29,7 @@ CHECKPOINTS = REPO / "checkpoints"
 PAGES = {
     "": "Timeline",
     "Classify": "models say",
-    "Compare": "Accuracy against cost",
+    "Compare": "relative robustness is the mean top-1",
     "Anatomy": "Layer by layer",
     "Filters": "Activation maps of your image",
     "Units": "Top 9",
@@ -75,6 +75,20 @@ def test_every_page_at_every_width(server, chromium, width):
             text = check(page, server, f"/{path} at {width} px")
             assert marker in text, f"/{path} at {width} px did not draw its results ({marker!r})"
             B.screenshot(page, SHOTS / f"{path or 'Home'}-{width}.png", width)
+    finally:
+        page.context.close()
+
+
+def test_anatomy_of_every_architecture_at_1024(server, chromium):
+    """Issue 12: the Anatomy page of each of the 14 architectures, trained or not."""
+    import models
+    page = B.new_page(chromium, 1024)
+    try:
+        for spec in models.list_architectures():
+            B.open_page(page, server, f"Anatomy?arch={spec.name}")
+            text = check(page, server, f"/Anatomy?arch={spec.name} at 1024 px")
+            assert f"{spec.title} ({spec.year})" in text and "The building block" in text
+            assert page.locator("[data-testid='stGraphVizChart'] svg").count() == len(spec.blocks)
     finally:
         page.context.close()
 
