@@ -88,6 +88,9 @@ def test_anatomy_of_every_architecture_at_1024(server, chromium):
             B.open_page(page, server, f"Anatomy?arch={spec.name}")
             text = check(page, server, f"/Anatomy?arch={spec.name} at 1024 px")
             assert f"{spec.title} ({spec.year})" in text and "The building block" in text
+            # graphviz draws in the browser after the script has finished: wait for the diagrams
+            page.wait_for_function(f"document.querySelectorAll(\"[data-testid='stGraphVizChart'] svg\").length "
+                                   f">= {len(spec.blocks)}", timeout=60_000)
             assert page.locator("[data-testid='stGraphVizChart'] svg").count() == len(spec.blocks)
     finally:
         page.context.close()
