@@ -36,7 +36,7 @@ for r in rows:
         with left:
             top1 = f"**{r['top1']:.1f}%** Imagenette top-1" if r["top1"] is not None else "not trained yet"
             st.markdown(top1)
-            st.caption(f"{r['params'] / 1e6:.2f}M params · {r['gmacs']:.3f} GMACs at {r['input_size']} px")
+            st.caption(f"{r['params'] / 1e6:.2f}M params · {ui.macs_text(r['gmacs'])} at {r['input_size']} px")
         with right:
             p = r["paper"]
             st.markdown(f"[{p.title}]({p.url}) — {p.authors}, *{p.venue}*")

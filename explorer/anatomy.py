@@ -39,6 +39,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from torch.utils.weak import WeakTensorKeyDictionary
 
 import models
+from models.cost import MODEL_LOCK
 from models.probes import unfused_attention
 
 INF = math.inf
@@ -291,7 +292,7 @@ def table(arch: str, preset: str = "explorer", num_classes: int = 10) -> Table:
         handles.append(m.register_forward_hook(post))
     counter = FlopCounterMode(display=False)
     try:
-        with unfused_attention(model), counter, tracker, torch.no_grad():
+        with MODEL_LOCK, unfused_attention(model), counter, tracker, torch.no_grad():   # see models.cost
             model(x)
     finally:
         for h in handles:
@@ -597,6 +598,39 @@ _FN_LABELS = {"add": "+", "iadd": "+", "mul": "x", "cat": "concat", "transpose":
               "flatten": "flatten", "sigmoid": "sigmoid", "relu": "ReLU", "matmul": "matmul"}
 
 
+_FOLD = {"ReLU": "ReLU", "ReLU6": "ReLU6", "GELU": "GELU", "Sigmoid": "sigmoid", "Squash": "scaled tanh",
+         "LocalResponseNorm": "LRN", "BatchNorm2d": "BN", "MaxPool2d": "max-pool", "AvgPool2d": "avg-pool"}
+
+
+def _fold_chains(nodes: dict, edges: list, kinds: dict) -> tuple[dict, list]:
+    """Fold a parameter-free follow-up layer (activation, LRN, pooling, BN) into the layer before
+    it when it is that layer's only consumer: AlexNet's stack reads conv1 · ReLU · LRN · max-pool
+    instead of four boxes in a row. Branches and merges are left as they are."""
+    changed = True
+    while changed:
+        changed = False
+        outs: dict[str, list] = {}
+        ins: dict[str, list] = {}
+        for a, b in edges:
+            outs.setdefault(a, []).append(b)
+            ins.setdefault(b, []).append(a)
+        for n, m in kinds.items():
+            if n not in nodes or type(m).__name__ not in _FOLD or len(ins.get(n, [])) != 1:
+                continue
+            p = ins[n][0]
+            if p not in kinds or outs.get(p) != [n]:
+                continue
+            short = _FOLD[type(m).__name__]
+            if isinstance(m, (nn.MaxPool2d, nn.AvgPool2d)):
+                short += f" {describe(m)}"
+            nodes[p] = (nodes[p][0] + "\\n" + short, nodes[p][1])
+            edges = [(p if a == n else a, b) for a, b in edges if b != n]
+            del nodes[n]
+            changed = True
+            break
+    return nodes, edges
+
+
 def block_graph(arch: str, path: str, preset: str = "explorer") -> str:
     """Graphviz DOT of the module at `path`, traced with torch.fx from the module itself."""
     import torch.fx as fx
@@ -611,16 +645,21 @@ def block_graph(arch: str, path: str, preset: str = "explorer") -> str:
                     or super().is_leaf_module(m, qualname))
 
     graph = Tracer().trace(block)
-    nodes, edges = {}, []
+    nodes, edges, kinds = {}, [], {}
     alias: dict[str, str] = {}
 
     def src(n) -> str:
         return alias.get(n.name, n.name)
 
+    first_input = True
     for n in graph.nodes:
         ins = [a for a in n.all_input_nodes]
         if n.op == "placeholder":
-            nodes[n.name] = ("input", "oval")
+            if first_input:    # the block's input; optional ones (ViT's attention mask, None) are left out
+                nodes[n.name] = ("input", "oval")
+                first_input = False
+            else:
+                alias[n.name] = None
             continue
         if n.op == "output":
             nodes[n.name] = ("output", "oval")
@@ -635,6 +674,7 @@ def block_graph(arch: str, path: str, preset: str = "explorer") -> str:
                 alias[n.name] = src(ins[0]) if ins else None
                 continue
             nodes[n.name] = (_label(m), "box")
+            kinds[n.name] = m
         else:
             fname = getattr(n.target, "__name__", str(n.target)).strip("_")
             if fname in ("getitem", "size", "dim", "getattr", "contiguous", "expand", "view", "reshape",
@@ -643,6 +683,7 @@ def block_graph(arch: str, path: str, preset: str = "explorer") -> str:
                 continue
             nodes[n.name] = (_FN_LABELS.get(fname, fname), "circle" if fname in ("add", "iadd", "mul") else "box")
         edges += [(src(a), n.name) for a in ins if src(a) is not None]
+    nodes, edges = _fold_chains(nodes, list(dict.fromkeys(edges)), kinds)
     lines = ["digraph G {", 'rankdir=TB; bgcolor="transparent";',
              'node [fontname="sans-serif", fontsize=11, style="rounded,filled", fillcolor="#eef2f8", '
              'color="#5a6b8c"];', 'edge [color="#5a6b8c"];']
@@ -671,51 +712,74 @@ class Pair:
 STATUS_DESIGN = ("changed", "moved", "only in A", "only in B")   # differences of design, not of size
 
 
-def _signature(r: Row) -> str:
+def _kind(r: Row) -> str:
     return r.kind
 
 
+def _signature(r: Row) -> str:
+    """What must agree for two rows to be the same layer: its type and hyper-parameters."""
+    return f"{r.kind} {r.detail.replace(' (again)', '')}"
+
+
 def align(a: list[Row], b: list[Row]) -> list[Pair]:
-    """Rows of two tables matched in order (difflib on layer types), each difference named:
-    "resized" when only the output shape (or the parameters that follow from it) differ,
-    "changed" when the layer's own hyper-parameters or type differ, "moved" when a layer of
-    that type sits a little earlier or later (ZFNet pools before its contrast norm, AlexNet
-    after), "only in A" / "only in B" for layers one network lacks."""
-    sm = difflib.SequenceMatcher(a=[_signature(r) for r in a], b=[_signature(r) for r in b], autojunk=False)
+    """Rows of two tables matched in order, each difference named: "resized" when only the output
+    shape (or the parameters that follow from it) differ, "changed" when the layer's type or
+    hyper-parameters differ, "moved" when the identical layer sits a few rows earlier or later
+    (ZFNet pools before its contrast norm, AlexNet after; SE-ResNet runs its shortcut first),
+    "only in A" / "only in B" for layers one network lacks.
+
+    Two matchings are tried, by layer type (keeps a changed conv paired with its counterpart)
+    and by type and hyper-parameters (keeps inserted blocks, like SE's, from shifting the rest),
+    and the one that pairs more layers wins."""
+    tries = [_align(a, b, _kind), _align(a, b, _signature)]
+    return max(tries, key=lambda ps: sum(p.status in ("same", "resized") for p in ps))
+
+
+def _align(a: list[Row], b: list[Row], key) -> list[Pair]:
+    sm = difflib.SequenceMatcher(a=[key(r) for r in a], b=[key(r) for r in b], autojunk=False)
     out: list[Pair] = []
     for op, i1, i2, j1, j2 in sm.get_opcodes():
-        if op == "equal":
-            for ra, rb in zip(a[i1:i2], b[j1:j2]):
-                if ra.detail != rb.detail:
-                    out.append(Pair(ra, rb, "changed", f"{ra.detail or ra.kind} -> {rb.detail or rb.kind}"))
-                elif ra.out_shape != rb.out_shape or ra.params != rb.params:
-                    what = f"output {fmt_shape(ra.out_shape)} -> {fmt_shape(rb.out_shape)}" \
-                        if ra.out_shape != rb.out_shape else f"params {ra.params:,} -> {rb.params:,}"
-                    out.append(Pair(ra, rb, "resized", what))
-                else:
-                    out.append(Pair(ra, rb, "same"))
-        else:
-            pa, pb = a[i1:i2], b[j1:j2]
-            for k in range(max(len(pa), len(pb))):
-                ra = pa[k] if k < len(pa) else None
-                rb = pb[k] if k < len(pb) else None
-                if ra is not None and rb is not None:
-                    out.append(Pair(ra, rb, "changed", f"{ra.kind} -> {rb.kind}"))
-                elif ra is not None:
-                    out.append(Pair(ra, None, "only in A"))
-                else:
-                    out.append(Pair(None, rb, "only in B"))
-    # a layer present on both sides within a few rows of each other has moved, not vanished
+        pa, pb = a[i1:i2], b[j1:j2]
+        for k in range(max(len(pa), len(pb))):
+            ra = pa[k] if k < len(pa) else None
+            rb = pb[k] if k < len(pb) else None
+            if ra is None:
+                out.append(Pair(None, rb, "only in B"))
+            elif rb is None:
+                out.append(Pair(ra, None, "only in A"))
+            elif _signature(ra) != _signature(rb):
+                what = f"{ra.detail} -> {rb.detail}" if ra.kind == rb.kind else f"{ra.kind} -> {rb.kind}"
+                out.append(Pair(ra, rb, "changed", what))
+            elif ra.out_shape != rb.out_shape or ra.params != rb.params:
+                what = f"output {fmt_shape(ra.out_shape)} -> {fmt_shape(rb.out_shape)}" \
+                    if ra.out_shape != rb.out_shape else f"params {ra.params:,} -> {rb.params:,}"
+                out.append(Pair(ra, rb, "resized", what))
+            else:
+                out.append(Pair(ra, rb, "same"))
+    # the identical layer on both sides within a few rows of each other has moved, not vanished:
+    # the two rows become one
+    gone: set[int] = set()
     for i, p in enumerate(out):
-        if p.status not in ("only in A", "only in B"):
+        if i in gone or p.status not in ("only in A", "only in B"):
             continue
-        kind = (p.a or p.b).kind
-        for q in out[max(0, i - 3): i + 4]:
-            if q is not p and q.status in ("only in A", "only in B") and q.status != p.status \
-                    and (q.a or q.b).kind == kind:
-                p.status, q.status = "moved", "moved"
-                p.what = q.what = f"{kind} order changed"
-    return out
+        sig = _signature(p.a or p.b)
+        for j in range(max(0, i - 8), min(len(out), i + 9)):
+            q = out[j]
+            if j != i and j not in gone and q.status in ("only in A", "only in B") and q.status != p.status \
+                    and _signature(q.a or q.b) == sig:
+                p.a, p.b = p.a or q.a, p.b or q.b
+                p.status, p.what = "moved", f"{p.a.kind} earlier or later"
+                gone.add(j)
+                break
+    return [p for i, p in enumerate(out) if i not in gone]
+
+
+def comparable(pairs: list[Pair]) -> bool:
+    """Whether a layer-by-layer match says anything: most rows must pair with a layer of the
+    same kind (AlexNet/ZFNet, ResNet-18/SE-ResNet-18, paper/explorer presets), not VGG-16
+    against ResNet-34, which are built differently and compare stage by stage."""
+    matched = sum(p.status in ("same", "resized") for p in pairs)
+    return matched >= 0.5 * len(pairs)
 
 
 def align_counts(pairs: list[Pair]) -> dict[str, int]:
@@ -763,11 +827,19 @@ BLOG_TOTALS = {
 }
 
 
-def table_rows(t: Table, depth: int | None = None) -> list[dict]:
-    """The layer table as display rows: shares of the totals, receptive fields in pixels."""
+def does_nothing(r: Row) -> bool:
+    """Identity layers and dropout with p=0 (timm's defaults in ViT and Mixer): no effect at all."""
+    return r.kind in ("Identity",) or (r.kind in ("Dropout", "DropPath") and r.detail in ("p=0", ""))
+
+
+def table_rows(t: Table, depth: int | None = None, hide_trivial: bool = False) -> list[dict]:
+    """The layer table as display rows: shares of the totals, receptive fields in pixels.
+    Row numbers (#) are those of the full table, so the receptive-field chart can refer to them."""
     rows = group(t, depth) if depth else t.rows
     out = []
     for i, r in enumerate(rows, 1):
+        if hide_trivial and does_nothing(r):
+            continue
         out.append({
             "#": i, "layer": r.layer, "type": f"{r.kind} {r.detail}".strip(), "output": fmt_shape(r.out_shape),
             "params": r.params, "params %": 100 * r.params / t.params if t.params else 0.0,
@@ -800,7 +872,8 @@ def cost_summary(t: Table) -> str:
     if len(twins) > 1:
         return (f"Its {len(twins)} blocks are identical: each holds {pct(p.params, t.params):.1f}% of the "
                 f"parameters and does {pct(p.macs, t.macs):.1f}% of the multiply-accumulates; together "
-                f"{pct(p.params * len(twins), t.params):.0f}% and {pct(p.macs * len(twins), t.macs):.0f}%.")
+                f"{pct(p.params * len(twins), t.params):.0f}% of the parameters and "
+                f"{pct(p.macs * len(twins), t.macs):.0f}% of the MACs.")
     if p is m:
         return (f"The biggest stage, {name(p)}, has {pct(p.params, t.params):.0f}% of the parameters and "
                 f"{pct(p.macs, t.macs):.0f}% of the multiply-accumulates.")
@@ -839,8 +912,13 @@ def rf_summary(t: Table) -> str:
         return ""
     last = spatial[-1]
     first_full = next((r for r in spatial if r.rf >= t.input_size), None)
-    s = (f"The last spatial layer ({last.layer}, {last.kind}) sees {last.rf:g} px of the {t.input_size} px input "
-         f"({last.rf / t.input_size:.1f}x the input side), with neighbouring units {last.jump:g} px apart. ")
+    if last.rf >= t.input_size:
+        s = (f"The last spatial layer ({last.layer}, {last.kind}) has a theoretical receptive field of {last.rf:g} px, "
+             f"{last.rf / t.input_size:.1f}x the {t.input_size} px input: each of its units can draw on the whole image "
+             f"(units are {last.jump:g} px apart). ")
+    else:
+        s = (f"The last spatial layer ({last.layer}, {last.kind}) sees {last.rf:g} px of the {t.input_size} px input, "
+             f"with neighbouring units {last.jump:g} px apart. ")
     if first_full is not None:
         s += f"Units cover the whole input from {first_full.layer} on. "
     if any(r.context for r in t.rows):
@@ -855,10 +933,12 @@ def blog_note(arch: str, preset: str, num_classes: int, params: int) -> str | No
     if blog is None:
         return None
     if blog == params:
-        return f"The vision-hist blog's table for this network totals {blog:,} parameters at {num_classes} classes: the same."
+        return (f"The vision-hist blog (the writing this project grew from) lists this network's layers with "
+                f"{blog:,} parameters at {num_classes} classes: the same.")
     b = conv_biases_dropped(arch, preset, num_classes)
     if b["with_biases"] == blog:
-        return (f"The vision-hist blog's table totals {blog:,} parameters; this build has {params:,}, "
+        return (f"The vision-hist blog (the writing this project grew from) lists {blog:,} parameters; this build "
+                f"has {params:,}, "
                 f"{blog - params:,} fewer. The blog's implementation keeps a bias in every one of the "
                 f"{b['convs']} convolutions ({b['missing_biases']:,} numbers, one per output channel); each "
                 "convolution here feeds a batch norm, which subtracts the mean over the batch and so cancels "

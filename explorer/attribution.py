@@ -145,8 +145,10 @@ def attribute(model, x: torch.Tensor, target: int, method: str, steps: int = 32)
                                                      n_steps=steps, internal_batch_size=8)
             m = a.sum(1)[0]
         elif method == "smoothgrad":
-            a = NoiseTunnel(Saliency(model)).attribute(x, nt_type="smoothgrad", nt_samples=16,
-                                                       nt_samples_batch_size=8, stdevs=0.15, target=target)
+            with torch.random.fork_rng():   # the same noise every time: the same map for the same image
+                torch.manual_seed(0)
+                a = NoiseTunnel(Saliency(model)).attribute(x, nt_type="smoothgrad", nt_samples=16,
+                                                           nt_samples_batch_size=8, stdevs=0.15, target=target)
             m = a.abs().sum(1)[0]
         elif method == "occlusion":
             w = max(4, size[-1] // 4)

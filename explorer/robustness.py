@@ -136,5 +136,6 @@ def rows(table: dict, titles: dict[str, str], years: dict[str, int]) -> tuple[li
         mean = sum(accs) / len(accs) if accs else float("nan")
         summary.append({"model": titles.get(arch, arch), "arch": arch, "year": years.get(arch),
                         "clean top-1 (%)": clean, "corrupted top-1 (%)": round(mean, 2),
+                        "drop (points)": round(clean - mean, 2),
                         "relative robustness": round(mean / clean, 3) if clean else None})
     return curve, summary

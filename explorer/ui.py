@@ -63,7 +63,7 @@ def page(title: str, blurb: str = "", layout: str = "wide") -> None:
 
 # one colour per architecture, the same in every chart (ordered by year, like the legends)
 PALETTE = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7",
-           "#9c755f", "#17becf", "#8c564b", "#bcbd22", "#1f3b73", "#d62728"]
+           "#9c755f", "#17becf", "#1f3b73", "#bcbd22", "#7f7f7f", "#000000"]
 
 
 def model_colors(present=None):
@@ -75,6 +75,11 @@ def model_colors(present=None):
     titles = [s.title for s in models.list_architectures()]
     keep = [t for t in titles if present is None or t in set(present)]
     return alt.Scale(domain=keep, range=[PALETTE[titles.index(t)] for t in keep])
+
+
+def macs_text(gmacs: float) -> str:
+    """0.265 -> '0.265 GMACs', 0.00065 -> '0.65 MMACs' (LeNet-5 is too small for GMACs)."""
+    return f"{gmacs:.3f} GMACs" if gmacs >= 0.01 else f"{gmacs * 1000:.2f} MMACs"
 
 
 def human(v: float) -> str:

@@ -17,7 +17,6 @@ import ctypes
 import os
 import platform
 import statistics
-import threading
 import time
 from pathlib import Path
 
@@ -25,12 +24,12 @@ import torch
 
 import models
 from models.checkpoint import CheckpointError, read_card
-from models.cost import arch_cost
+from models.cost import MODEL_LOCK, arch_cost
 
 REPO = Path(__file__).resolve().parent.parent
 CHECKPOINTS = Path(os.environ.get("VH_CHECKPOINTS", REPO / "checkpoints"))
 SAMPLES = REPO / "samples"
-LOCK = threading.RLock()
+LOCK = MODEL_LOCK   # one lock for model use and for MAC counting (its global module hooks); see models.cost
 
 # page file -> (label, icon, which models it applies to: "all", "se" or "attention", url path)
 PAGES = {

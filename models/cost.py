@@ -11,9 +11,16 @@
 from __future__ import annotations
 
 import functools
+import threading
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
+
+# FlopCounterMode tracks modules with *global* module hooks: while a count runs, every forward
+# pass in the process, in any thread, goes through them (and autograd.grad in another thread
+# then fails: "A leaf node was passed to _will_engine_execute_node"). So counting and every use
+# of a shared model in the app hold this one lock (explorer.zoo.LOCK is the same object).
+MODEL_LOCK = threading.RLock()
 
 
 def count_params(model: torch.nn.Module) -> int:
@@ -29,7 +36,7 @@ def gmacs(model: torch.nn.Module, input_size: int | None = None, in_chans: int |
     model.eval()
     try:
         counter = FlopCounterMode(display=False)
-        with unfused_attention(model), counter, torch.no_grad():
+        with MODEL_LOCK, unfused_attention(model), counter, torch.no_grad():
             model(torch.zeros(1, chans, size, size, device=device))
     finally:
         model.train(was_training)

@@ -49,7 +49,7 @@ else:
     ring = base.transform_filter("datum.linked").mark_point(size=520, color="#d62728", strokeWidth=2.5)
     labels = base.mark_text(dx=10, align="left", fontSize=12).encode(text="model:N")
     st.altair_chart((points + ring + labels).properties(height=380), width="stretch")
-    shown = df[["model", "year", "top1", "top5", "params_M", "gmacs", "input_px", "latency_ms"]].rename(columns=LABELS)
+    shown = df[["model", "top1", "params_M", "gmacs", "latency_ms", "input_px", "year", "top5"]].rename(columns=LABELS)
     st.dataframe(shown, hide_index=True, width="stretch",
                  column_config={"year": st.column_config.NumberColumn(format="%d"),
                                 LABELS["params_M"]: st.column_config.NumberColumn(format="%.2f"),
@@ -116,16 +116,22 @@ else:
             y=alt.Y("relative robustness:Q", title="corrupted top-1 / clean top-1",
                     scale=alt.Scale(zero=False, padding=24)),
             tooltip=["model", "year", alt.Tooltip("clean top-1 (%):Q", format=".1f"),
-                     alt.Tooltip("corrupted top-1 (%):Q", format=".1f"), alt.Tooltip("relative robustness:Q",
-                                                                                    format=".3f")])
+                     alt.Tooltip("corrupted top-1 (%):Q", format=".1f"), alt.Tooltip("drop (points):Q", format=".1f"),
+                     alt.Tooltip("relative robustness:Q", format=".3f")])
         st.markdown("**Relative robustness against year**")
         st.altair_chart((base.mark_circle(size=140).encode(color=alt.Color("model:N", scale=COLORS, legend=None))
                          + base.mark_text(dx=10, align="left").encode(text="model:N")).properties(height=320),
                         width="stretch")
-        st.caption(f"On the first {table.get('per_class')} val images of each class ({table.get('images')} images), "
-                   "each corrupted at three severities; relative robustness is the mean top-1 over every corruption "
-                   "and severity divided by the clean top-1 on the same images: 1.0 would mean no loss at all. "
-                   "Computed by `python scripts/robustness.py`. Try the same corruptions on your own image on Classify.")
+        st.dataframe(sdf[["model", "year", "clean top-1 (%)", "corrupted top-1 (%)", "drop (points)",
+                          "relative robustness"]], hide_index=True, width="stretch",
+                     column_config={"year": st.column_config.NumberColumn(format="%d")})
+        st.caption(f"On the first {table.get('per_class')} val images of each class ({table.get('images')} images, so "
+                   "the clean figures differ a little from the cards' whole-split ones), each corrupted at three "
+                   "severities; relative robustness is the mean top-1 over every corruption and severity divided by the "
+                   "clean top-1 on the same images (1.0: no loss at all). Read it with the drop: a weak model close to "
+                   "chance (10%) has less to lose, and a model that reads small images (LeNet-5's 32 px) has noise and "
+                   "blur averaged away before it sees them. Computed by `python scripts/robustness.py`; try the same "
+                   "corruptions on your own image on Classify.")
 
 # --- two models side by side ------------------------------------------------------------
 st.header("Two models side by side")
@@ -139,11 +145,12 @@ cards = {a: loaded[a][1], b: loaded[b][1]}
 pc = pd.DataFrame(per_class_rows(cards))
 if not pc.empty:
     st.markdown("**Accuracy per class**")
+    pair_colors = ui.model_colors([ui.title_of(loaded, a), ui.title_of(loaded, b)])
     dots = alt.Chart(pc).encode(y=alt.Y("class:N", sort=data.NAMES, title=None),
                                 x=alt.X("accuracy:Q", title="per-class val top-1 (%)", scale=alt.Scale(zero=False)))
     st.altair_chart((dots.mark_line(color="#bbbbbb").encode(detail="class:N")
                      + dots.mark_circle(size=120).encode(
-                         color=alt.Color("model:N", scale=COLORS, legend=alt.Legend(orient="bottom", title=None)),
+                         color=alt.Color("model:N", scale=pair_colors, legend=alt.Legend(orient="bottom", title=None)),
                          tooltip=["model", "class", alt.Tooltip("accuracy:Q", format=".1f")]))
                     .properties(height=400), width="stretch")
 tabs = st.tabs([f"Confusions: {ui.title_of(loaded, arch)}" for arch in dict.fromkeys((a, b))])
@@ -173,10 +180,11 @@ if a != b:
     if d.get("items"):
         st.caption(f"Of those, {ui.title_of(loaded, a)} is right on {d['a_right']}, {ui.title_of(loaded, b)} "
                    f"on {d['b_right']}. {len(d['items'])} shown, taken in turn from each true class.")
-        grid = st.columns(6)
+        grid = st.columns(4)
         for i, item in enumerate(d["items"]):
-            with grid[i % 6]:
+            with grid[i % 4]:
                 st.image(item["path"], width="stretch")
-                st.caption(f"true: **{item['true']}**  \nA: {item['a']}  \nB: {item['b']}")
+                st.caption(f"true: **{item['true']}**  \n{ui.title_of(loaded, a)}: {item['a']}  \n"
+                           f"{ui.title_of(loaded, b)}: {item['b']}")
     elif d.get("reason"):
         st.info(d["reason"], icon=":material/info:")

@@ -58,7 +58,8 @@ st.image(grid, width=min(900, grid.shape[1] * 2))
 st.markdown(f"**Structure:** these kernels hold **{ratio:.1f}x** the low-frequency energy of random kernels of the "
             f"same shape, {verdict(ratio)}."
             + ("" if ratio >= 1.3 or epoch is not None else
-               f" This checkpoint was trained for {card.get('epochs')} epochs on {card.get('hardware', 'an unknown device')}; "
+               f" This checkpoint was trained for {card.get('epochs')} epochs on "
+               f"{str(card.get('hardware', 'an unknown device')).removeprefix('1x ')}; "
                "the paper's Figure 3 came from 90 epochs on two GPUs."))
 st.caption("Low-frequency energy: the share of each kernel's spectral energy (mean removed) at spatial frequencies up "
            "to a quarter of a cycle per pixel, averaged over kernels, divided by the same for a Kaiming-normal "

@@ -48,16 +48,17 @@ n_gal = len(gal.labels)
 k_eval = next(iter(indexed.values())).meta.get("k", 10)
 st.subheader(f"How often the {k_eval} nearest neighbours share the query's class")
 rows = [{"model": ui.title_of(loaded, a), "features": f"{ix.meta.get('layer')}, {ix.meta.get('dim')}-d",
-         "features, Euclidean (%)": ix.meta.get("precision_euclidean"),
-         "features, cosine (%)": ix.meta.get("precision_cosine"),
+         "Euclidean (%)": ix.meta.get("precision_euclidean"), "cosine (%)": ix.meta.get("precision_cosine"),
          "raw pixels (%)": ix.meta.get("precision_pixels")} for a, ix in indexed.items()]
 st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", column_config={
     "model": st.column_config.TextColumn(width="small"), "features": st.column_config.TextColumn(width="small"),
     **{c: st.column_config.NumberColumn(format="%.1f", width="small")
-       for c in ("features, Euclidean (%)", "features, cosine (%)", "raw pixels (%)")}})
+       for c in ("Euclidean (%)", "cosine (%)", "raw pixels (%)")}})
 st.caption(f"Precision@{k_eval}: for each of the {next(iter(indexed.values())).meta.get('val_images')} val images, the "
            f"share of its {k_eval} nearest neighbours among the {n_gal:,} gallery images ({n_gal // 10} training "
-           "images per class) that are of the same class; chance is 10%. Computed by `python scripts/build_index.py`.")
+           "images per class) that are of the same class, by each model's features (Euclidean or cosine distance) "
+           "and by raw pixels, which do not depend on the model; chance is 10%. Computed by "
+           "`python scripts/build_index.py`.")
 
 c1, c2, c3 = st.columns([2, 1, 1])
 with c1:

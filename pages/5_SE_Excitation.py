@@ -10,8 +10,9 @@ from models import data
 from models.probes import se_gates, se_modules
 
 ui.page("SE gates", "An SE block squeezes each channel to one number and learns a gate "
-        "in (0, 1) for every channel. Early blocks gate much the same way for every image; deep blocks become "
-        "class-specific (the SENet paper's Figure 6).")
+        "in (0, 1) for every channel. Averaged over the images of each class, early blocks gate much the same way "
+        "for every class and deep blocks become class-specific (the SENet paper's Figure 6); single images can differ "
+        "anywhere.")
 
 loaded, missing = ui.loaded_zoo()
 with_se = ui.applicable(loaded, se_modules, "no SE blocks")

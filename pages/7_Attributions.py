@@ -81,17 +81,19 @@ for method in methods:
                 gh, gw = gradcam_grid(loaded[arch][0], results[arch]["x"])
                 extra = f"; computed on a {gh}x{gw} grid"
             shown = overlay(base, m, meta.signed)
-            k = max(1, 256 // shown.shape[0])                  # at most 256 px, pixels kept sharp
+            k = max(1, 256 // shown.shape[0])                  # shown at 256 px, pixels kept sharp
             shown = shown.repeat(k, 0).repeat(k, 1)
-            st.image(shown, width="content",
+            low = "≈0" if abs(lo) < 1e-3 * abs(top) else ui.human(lo)
+            st.image(shown, width=256,
                      caption=f"{ui.title_of(loaded, arch)}: colour scale ±{ui.human(top)}{extra}" if meta.signed
-                     else f"{ui.title_of(loaded, arch)}: colour scale {ui.human(lo)} to {ui.human(top)}{extra}")
+                     else f"{ui.title_of(loaded, arch)}: colour scale {low} to {ui.human(top)}{extra}")
     left, _ = st.columns([1, 2])
     with left:
         st.image(colorbar(meta.signed), width="stretch",
-                 caption=("lowers the class score  ←  0  →  raises it" if meta.signed
+                 caption=("evidence against the class  ←  0  →  evidence for it" if meta.signed
                           else "lowest in the map  →  strongest"))
-st.caption("Scales are in the method's own units (logit change per pixel for Integrated Gradients and Occlusion, "
-           "gradient size for SmoothGrad, relative for Grad-CAM). A map's colour reaches full strength at its "
+st.caption("Scales are in the method's own units: logit change per pixel for Integrated Gradients and Occlusion, "
+           "gradient size for SmoothGrad, and for Grad-CAM the layer's activations weighted by gradients, which have no "
+           "fixed unit and differ between models. A map's colour reaches full strength at its "
            "99th percentile; unsigned maps start at their own minimum. Models with different input sizes are shown "
            "at their own resolution.")

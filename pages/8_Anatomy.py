@@ -52,7 +52,8 @@ note = anatomy.blog_note(arch, preset, 10, t.params)
 if note:
     st.info(note, icon=":material/menu_book:")
 elif arch in ("resnet34", "alexnet", "vgg16") and preset == "explorer":
-    st.caption("Switch to the paper configuration to set this network beside the vision-hist blog's layer table.")
+    st.caption("Switch to the paper configuration to set this network beside the layer table of the vision-hist "
+               "blog (the writing this project grew from).")
 
 # --- where the cost lives -------------------------------------------------------------
 st.header("Where the cost lives")
@@ -71,7 +72,7 @@ sdf = pd.DataFrame(anatomy.stage_rows(configs))
 order = list(dict.fromkeys(sdf.sort_values("order")["stage"]))
 for what, title in (("params", "parameters"), ("MACs", "multiply-accumulates")):
     st.altair_chart(alt.Chart(sdf).mark_bar().encode(
-        x=alt.X("stage:N", sort=order, title=None, axis=alt.Axis(labelAngle=-30, labelLimit=160)),
+        x=alt.X("stage:N", sort=order, title=None, axis=alt.Axis(labelAngle=-35, labelLimit=150, labelOverlap=False)),
         y=alt.Y(f"{what} %:Q", title=f"share of {title} (%)", scale=alt.Scale(domain=[0, 100])),
         xOffset=alt.XOffset("configuration:N", sort=list(configs)),
         color=alt.Color("configuration:N", sort=list(configs), legend=alt.Legend(orient="top", title=None)),
@@ -91,8 +92,10 @@ deepest = anatomy.max_depth(t)
 depth = st.select_slider("Detail", options=list(range(1, deepest + 1)), value=deepest, key="anat-depth",
                          format_func=lambda d: "every layer" if d == deepest else f"modules {d} deep",
                          help="Fold the table to blocks: sub-layers merge into their parent; totals do not change.")
-rows = pd.DataFrame(anatomy.table_rows(t, None if depth == deepest else depth))
-rows = rows[["#", "layer", "type", "output", "params", "params %", "MACs", "MACs %", "receptive field"]]
+hide = st.toggle("Hide layers that do nothing", value=True, key="anat-hide",
+                 help="Identity layers and dropout with p=0 (timm's defaults) change nothing.")
+rows = pd.DataFrame(anatomy.table_rows(t, None if depth == deepest else depth, hide_trivial=hide))
+rows = rows[["#", "layer", "type", "params %", "MACs %", "output", "params", "MACs", "receptive field"]]
 st.dataframe(rows, hide_index=True, width="stretch", height=min(38 + 35 * len(rows), 38 + 35 * 30), column_config={
     "#": st.column_config.NumberColumn(width=40),
     "layer": st.column_config.TextColumn(width="small"),
@@ -104,7 +107,8 @@ st.dataframe(rows, hide_index=True, width="stretch", height=min(38 + 35 * len(ro
     "params %": st.column_config.ProgressColumn(format="%.1f%%", min_value=0, max_value=100, width="small"),
     "MACs %": st.column_config.ProgressColumn(format="%.1f%%", min_value=0, max_value=100, width="small"),
 })
-st.caption(f"{len(rows)} rows, summing to {t.params:,} parameters and {t.macs:,} MACs. A module used twice in one "
+st.caption(f"{len(rows)} rows (# counts every row of the full table), summing to {t.params:,} parameters and "
+           f"{t.macs:,} MACs. A module used twice in one "
            "pass (ResNet's ReLU) appears at each use, its parameters counted once; '(own)' rows are work a "
            "module does outside its sub-layers (ViT's class token and position embeddings, attention's matrix "
            "products).")
@@ -112,8 +116,9 @@ st.caption(f"{len(rows)} rows, summing to {t.params:,} parameters and {t.macs:,}
 # --- receptive field ------------------------------------------------------------------
 st.header("Receptive field and resolution")
 rf = pd.DataFrame(anatomy.rf_rows(t))
-if not rf.empty:
-    x = alt.X("#:Q", title="layer (the # column of the table above)", axis=alt.Axis(tickMinStep=1, format="d"))
+if not rf.empty and not t.token_model:
+    x = alt.X("#:Q", title="layer (the # column of the table above)", axis=alt.Axis(tickMinStep=1, format="d"),
+              scale=alt.Scale(domain=[int(rf["#"].min()), int(rf["#"].max())], nice=False))
     long = rf.melt(id_vars=["#", "layer"], value_vars=["receptive field (px)", "jump (px)"],
                    var_name="quantity", value_name="pixels")
     base = alt.Chart(long).mark_line(point=True).encode(
@@ -132,7 +137,8 @@ if not rf.empty:
 st.markdown(anatomy.rf_summary(t))
 st.caption("Computed by following the input through the forward pass: each convolution or pooling of kernel k "
            "widens the receptive field by (k - 1) x jump, each stride multiplies the jump; where branches "
-           "meet (residual additions, concatenations) the widest wins. Nothing is typed in."
+           "meet (residual additions, concatenations) the widest wins, and only the convolutional paths "
+           "count (a global pool's output sees everything). Nothing is typed in."
            + (" A dip is a shortcut projection or a side branch: it sees less of the image than the main path "
               "beside it." if anatomy.has_dips(t) else ""))
 
@@ -159,12 +165,19 @@ STATUS_COLOURS = {"changed": "#fff1d6", "moved": "#ece4f7", "only in A": "#fde2e
                   "resized": "#f4f6fa"}
 
 
+def align_frame(pairs) -> pd.DataFrame:
+    df = pd.DataFrame(anatomy.align_rows(pairs))
+    df["A"] = (df["A layer"] + "  " + df["A"]).str.strip()
+    df["B"] = (df["B layer"] + "  " + df["B"]).str.strip()
+    return df[["A", "A output", "status", "what changed", "B", "B output"]]
+
+
 def highlight(row):
     colour = STATUS_COLOURS.get(row["status"], "")
     return [f"background-color: {colour}" if colour else "" for _ in row]
 
 
-st.dataframe(pd.DataFrame(anatomy.align_rows(pairs)).style.apply(highlight, axis=1), hide_index=True,
+st.dataframe(align_frame(pairs).style.apply(highlight, axis=1), hide_index=True,
              width="stretch", height=min(38 + 35 * len(pairs), 38 + 35 * 25))
 
 # --- two architectures -----------------------------------------------------------------
@@ -184,21 +197,30 @@ st.markdown(f"A = **{specs[first].title}** ({ta.params:,} params, {ta.macs / 1e9
 if names.index(second) == names.index(first) + 1:
     st.markdown(f"**What changed.** {specs[second].changed}")
 counts = anatomy.align_counts(pairs)
-st.caption(" · ".join(f"{v} {k}" for k, v in counts.items() if v) + " (rows matched in order by layer type; "
-           "'resized': the same layer with another output size; 'moved': the same layer a little earlier or later)")
-st.dataframe(pd.DataFrame(anatomy.align_rows(pairs)).style.apply(highlight, axis=1), hide_index=True,
-             width="stretch", height=min(38 + 35 * len(pairs), 38 + 35 * 25))
+if anatomy.comparable(pairs):
+    st.caption(" · ".join(f"{v} {k}" for k, v in counts.items() if v) + " (rows matched in order by layer; "
+               "'resized': the same layer with another output size; 'moved': the same layer a little earlier or "
+               "later)")
+    st.dataframe(align_frame(pairs).style.apply(highlight, axis=1), hide_index=True,
+                 width="stretch", height=min(38 + 35 * len(pairs), 38 + 35 * 25))
+else:
+    st.info(f"{specs[first].title} and {specs[second].title} are built differently, so matching them layer by "
+            "layer would pair unrelated layers; they are compared stage by stage below, and each one's own layer "
+            "table is above (switch the architecture).", icon=":material/info:")
 both = pd.DataFrame(anatomy.stage_rows({specs[first].title: ta, specs[second].title: tb}))
 both["GMACs"] = both["MACs"] / 1e9
-both["stage label"] = both["order"].astype(str).str.cat(both["stage"], sep=". ")
+both["stage number"] = both["order"] + 1
 st.markdown("**Compute per stage**")
 st.altair_chart(alt.Chart(both).mark_bar().encode(
-    x=alt.X("stage label:N", sort=list(dict.fromkeys(both.sort_values(["order"])["stage label"])), title=None,
-            axis=alt.Axis(labelAngle=-30, labelLimit=160)),
+    x=alt.X("stage number:O", title="stage, in forward order (hover for its name)", axis=alt.Axis(labelAngle=0)),
     y=alt.Y("GMACs:Q", title="GMACs per image"),
-    xOffset="configuration:N", color=alt.Color("configuration:N", title=None, scale=ui.model_colors([specs[first].title, specs[second].title]),
+    xOffset="configuration:N", color=alt.Color("configuration:N", title=None,
+                                               scale=ui.model_colors([specs[first].title, specs[second].title]),
                                                legend=alt.Legend(orient="bottom")),
     tooltip=["configuration", "stage", "resolution", alt.Tooltip("params:Q", format=","),
-             alt.Tooltip("GMACs:Q", format=".3f")]).properties(height=360), width="stretch")
-st.caption("Stages in forward order, numbered from 0, each network's own: the two bars of a number are the two "
-           "networks' stages at the same position, not necessarily the same layers.")
+             alt.Tooltip("GMACs:Q", format=".3f")]).properties(height=340), width="stretch")
+st.caption("Each network's own stages (runs of layers at one resolution, or blocks), numbered in forward order: the "
+           "two bars of a number are the two networks' stages at the same depth, not necessarily the same layers. "
+           + " · ".join(f"{specs[n].title}: " + ", ".join(f"{i + 1} {st_.label}" for i, st_ in
+                                                          enumerate(anatomy.stages(tt)))
+                        for n, tt in ((first, ta), (second, tb))))

@@ -46,7 +46,8 @@ if u is None:
 
 # --- every layer ---------------------------------------------------------------------------
 st.header("Layer by layer: how class-selective the units are")
-summary = pd.DataFrame(units.layer_summary(u))
+summary = pd.DataFrame(units.layer_summary(u))[["layer", "mean selectivity", "selective (SI > 0.5)", "nearly dead",
+                                                   "units", "median selectivity", "key"]]
 dist = []
 for ly in u.layers:
     v = u.val[ly.key]
@@ -97,11 +98,13 @@ crops = units.unit_crops(u, layer, unit, model.input_size, root if use_val else 
                          None if use_val else gallery())
 left, right = st.columns([3, 2])
 with left:
-    what = ("whole image" if layer.grid is None else
+    what = ("the whole image" if layer.grid is None else
             f"a {2 * layer.jump:g} px window around the token" if math.isinf(layer.rf) else
-            f"its {layer.rf:g} px receptive field")
+            f"the whole image (its receptive field, {layer.rf:g} px, is larger than the {model.input_size} px input)"
+            if layer.rf >= model.input_size else f"its {layer.rf:g} px receptive field")
     st.markdown(f"**Top 9 {'val' if use_val else 'gallery'} images** of unit {unit} in {layer.label}, each cropped to "
-                f"{what} around the position where the unit peaks:")
+                f"{what}" + ("" if layer.grid is None or layer.rf >= model.input_size else
+                             " around the position where the unit peaks") + ":")
     for row in range(3):
         cols = st.columns(3)
         for col, c in zip(cols, crops[row * 3:row * 3 + 3]):

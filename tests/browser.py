@@ -174,10 +174,16 @@ def foreign_hosts(page, url: str) -> list[str]:
 
 def screenshot(page, path: Path, width: int) -> None:
     """The whole page: Streamlit scrolls inside its main container, so grow the window to fit."""
-    height = page.evaluate("() => { const m = document.querySelector('[data-testid=\"stMain\"]');"
-                           " return Math.max(m ? m.scrollHeight : 0, document.body.scrollHeight); }")
-    page.set_viewport_size({"width": width, "height": min(int(height) + 40, 12000)})
-    time.sleep(0.8)
+    measure = ("() => { const m = document.querySelector('[data-testid=\"stMain\"]');"
+               " return Math.max(m ? m.scrollHeight : 0, document.body.scrollHeight); }")
+    height = 0
+    for _ in range(6):   # a taller window re-lays the page out (charts, graphs): grow until it settles
+        now = int(page.evaluate(measure))
+        if now == height:
+            break
+        height = now
+        page.set_viewport_size({"width": width, "height": min(height + 40, 16000)})
+        time.sleep(0.8)
     page.screenshot(path=str(path), full_page=True)
     page.set_viewport_size({"width": width, "height": 900})
 

@@ -275,7 +275,7 @@ def test_retrieval_labels_and_neighbours(app_checkpoints):
     at = run_page("pages/4_Retrieval.py")
     assert_clean(at)
     table = at.dataframe[0].value
-    assert len(table) == len(APP_ARCHS) and {"features, Euclidean (%)", "raw pixels (%)"} <= set(table.columns)
+    assert len(table) == len(APP_ARCHS) and {"Euclidean (%)", "raw pixels (%)"} <= set(table.columns)
     k = int(re.search(r"Precision@(\d+)", "\n".join(c.value for c in at.caption)).group(1))
     assert at.slider(key="retr-k").value == k                                  # point 8: default = the k reported
     assert not any("-image-gallery neighbours" in c.value for c in at.caption)

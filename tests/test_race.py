@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+import pytest
 import torch
 from PIL import Image
 
@@ -59,6 +60,45 @@ def test_attribution_and_classification_share_a_model_safely():
         attribution.attribute(model, x, 4, "integrated_gradients", steps=4)
 
     assert not run_together(classify_job, attribute_job), "sharing the model across threads failed"
+
+
+@pytest.mark.parametrize("count", ["gmacs", "anatomy"])
+def test_counting_macs_waits_for_the_models(count):
+    """The cold start of issue 10, point 10: Home counts every architecture's MACs with torch's
+    FlopCounterMode, whose module hooks are global, while Attributions runs Captum in another
+    session; an attribution whose forward and backward fell inside a count failed with "A leaf
+    node was passed to _will_engine_execute_node" (seen in Chromium, tests/test_browser.py's cold
+    start). Counting therefore takes the same lock as every use of a model: it must wait while
+    another thread holds it."""
+    from explorer import anatomy
+    from models.cost import gmacs
+
+    def job():
+        if count == "gmacs":
+            with torch.device("meta"):
+                m = models.create("lenet5")
+            gmacs(m)
+        else:
+            anatomy.table("lenet5")
+
+    holding, done = threading.Event(), threading.Event()
+    release = threading.Event()
+
+    def hold():
+        with zoo.using():
+            holding.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    holding.wait(30)
+    counter = threading.Thread(target=lambda: (job(), done.set()))
+    counter.start()
+    assert not done.wait(1.0), "a MAC count ran while another thread was using the models"
+    release.set()
+    assert done.wait(60)
+    holder.join()
+    counter.join()
 
 
 def test_channels_last_loading_gives_the_same_answers(tmp_path):
