@@ -81,5 +81,6 @@ def main() -> int:
     build(args.checkpoints, common.data_root(args), args.arch, args.per_class)
     return 0
 
+
 if __name__ == "__main__":
     sys.exit(main())

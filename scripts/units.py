@@ -72,5 +72,6 @@ def main() -> int:
     build(args.checkpoints, common.data_root(args), args.arch)
     return 0
 
+
 if __name__ == "__main__":
     sys.exit(main())
