@@ -163,9 +163,13 @@ LATENCY_RUNS, LATENCY_WARMUP = 9, 3
 def latencies(loaded: dict) -> dict:
     """Each model's forward pass on one image (batch of one), timed on this server's CPU.
 
-    Every model sees the same photo (a shipped sample), preprocessed for its input size;
-    each is warmed up with 3 passes and timed as the median of 9, one model at a time
-    while holding the zoo, so no other session's work lands inside a measurement.
+    Every model sees the same photo (a shipped sample), preprocessed for its input size, and
+    is warmed up with 3 passes. Then 9 rounds each run every model once, in turn, and a
+    model's figure is the median of its 9 runs: a busy moment on the machine (another
+    program, a browser drawing the page) lands in one or two rounds of every model rather
+    than in all the runs of one, so the median does not move. The zoo is held throughout, so
+    no other session's work lands inside a measurement. Running the models in turn is also
+    how Classify runs them for an upload.
     Returns {"ms": {arch: median ms}, "spread": {arch: (min, max)}, "note": how it was measured}.
     """
     from PIL import Image
@@ -173,20 +177,22 @@ def latencies(loaded: dict) -> dict:
     from models import data
     with Image.open(SAMPLES / LATENCY_SAMPLE) as im:
         image = im.convert("RGB")
-    ms, spread = {}, {}
+    times: dict[str, list[float]] = {arch: [] for arch in loaded}
     with LOCK, torch.inference_mode():
+        xs = {arch: data.preprocess(image, m.input_size, m.in_chans) for arch, (m, _) in loaded.items()}
         for arch, (model, _) in loaded.items():
-            x = data.preprocess(image, model.input_size, model.in_chans)
-            times = []
-            for i in range(LATENCY_WARMUP + LATENCY_RUNS):
+            for _ in range(LATENCY_WARMUP):
+                model(xs[arch])
+        for _ in range(LATENCY_RUNS):
+            for arch, (model, _) in loaded.items():
                 t0 = time.perf_counter()
-                model(x)
-                if i >= LATENCY_WARMUP:
-                    times.append((time.perf_counter() - t0) * 1000)
-            ms[arch] = round(statistics.median(times), 2)
-            spread[arch] = (round(min(times), 2), round(max(times), 2))
+                model(xs[arch])
+                times[arch].append((time.perf_counter() - t0) * 1000)
         release_memory()
-    note = (f"median of {LATENCY_RUNS} warm runs (after {LATENCY_WARMUP} warm-up runs), batch of one, "
-            f"{torch.get_num_threads()} threads on this server's CPU ({os.cpu_count()} cores, "
-            f"{platform.machine()}), measured once per server process on {time.strftime('%Y-%m-%d at %H:%M')}")
+    ms = {a: round(statistics.median(t), 2) for a, t in times.items()}
+    spread = {a: (round(min(t), 2), round(max(t), 2)) for a, t in times.items()}
+    note = (f"median of {LATENCY_RUNS} warm runs (after {LATENCY_WARMUP} warm-up runs; the models take turns, "
+            f"one run each per round), batch of one, {torch.get_num_threads()} threads on this server's CPU "
+            f"({os.cpu_count()} cores, {platform.machine()}), measured once per server process on "
+            f"{time.strftime('%Y-%m-%d at %H:%M')}")
     return {"ms": ms, "spread": spread, "note": note}
