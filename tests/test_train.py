@@ -24,8 +24,8 @@ sys.path.insert(0, str(REPO / "scripts"))
 import train  # noqa: E402
 
 ARCHS = [s.name for s in models.list_architectures()]
-TINY = ["--batch_size", "20", "--warmup_epochs", "1", "--mixup", "0", "--cutmix", "0",
-        "--progress", "false", "--seed", "0"]
+TINY = ["--batch_size", "20", "--warmup_epochs", "1", "--mixup", "0", "--cutmix", "0", "--augment", "none",
+        "--erase", "0", "--progress", "false", "--seed", "0"]
 
 
 @pytest.mark.parametrize("arch", ARCHS)
@@ -278,6 +278,26 @@ def test_recipe_knobs_are_flags():
     for bad in (["--augment", "autoaugment"], ["--compile_mode", "max-autotune"], ["--holdout", "1.0"]):
         with pytest.raises(SystemExit):
             train.check_config(train.parse_config(["--arch", "lenet5", *bad]))
+
+
+def test_every_recipe_is_a_valid_config():
+    for arch in ARCHS:
+        train.check_config(train.parse_config(["--arch", arch]))
+
+
+def test_stem_init_std_draws_the_first_layer_as_the_papers_did(tiny_data, tmp_path):
+    """AlexNet's and ZFNet's recipes draw conv1 from N(0, 0.01); the epoch-0 snapshot shows it."""
+    assert train.RECIPES["alexnet"]["stem_init_std"] == train.RECIPES["zfnet"]["stem_init_std"] == 0.01
+    cfg = train.parse_config(["--arch", "alexnet", "--data", str(tiny_data), "--epochs", "1", "--limit_per_class", "2",
+                              "--out", str(tmp_path), "--export", "", "--stop_after_epochs", "1", *TINY])
+    train.main(cfg)
+    st = torch.load(tmp_path / "alexnet-explorer" / "state.pt", map_location="cpu", weights_only=True)
+    w0 = st["filters"][0].float()
+    assert abs(float(w0.std()) - 0.01) < 0.001 and abs(float(w0.mean())) < 0.001
+    kaiming = float(models.create("alexnet").stem.weight.std())   # what it would be without the option
+    assert kaiming > 0.02
+    with pytest.raises(SystemExit):
+        train.check_config(train.parse_config(["--arch", "alexnet", "--stem_init_std", "-1"]))
 
 
 def test_zero_init_residual():
