@@ -168,6 +168,35 @@ def attribute(model, x: torch.Tensor, target: int, method: str, steps: int = 32)
     return m.detach().float()
 
 
+AGREEMENT_GRID = 8   # regions the methods are compared on (Grad-CAM's own grid is 4x4 to 8x8)
+
+
+def region_ranks(m: torch.Tensor, grid: int = AGREEMENT_GRID) -> torch.Tensor:
+    """The (grid*grid,) ranks of a map's regions by their mean evidence for the class; tied
+    regions (Grad-CAM's zeros) share the mean of their ranks."""
+    v = F.adaptive_avg_pool2d(m[None, None].float(), grid).flatten()
+    less = (v[None, :] < v[:, None]).sum(1).float()
+    ties = (v[None, :] == v[:, None]).sum(1).float()
+    return less + (ties - 1) / 2
+
+
+def agreement(maps: dict[str, torch.Tensor], grid: int = AGREEMENT_GRID) -> list[dict]:
+    """For every pair of methods, Spearman's rank correlation of their maps over a grid x grid
+    split of the image: 1, both rank the regions alike; 0, unrelated; below 0, opposite.
+
+    Each map counts evidence for the class as larger (signed maps as they are: evidence
+    against is lowest), so a method that puts the class on the ball and one that puts it on
+    the grass above it come out near 0 or below."""
+    ranks = {k: region_ranks(m, grid) for k, m in maps.items()}
+    out, keys = [], list(ranks)
+    for i, a in enumerate(keys):
+        for b in keys[i + 1:]:
+            ra, rb = ranks[a] - ranks[a].mean(), ranks[b] - ranks[b].mean()
+            rho = float((ra * rb).sum() / (ra.norm() * rb.norm()).clamp(min=1e-12))
+            out.append({"a": a, "b": b, "rho": rho})
+    return out
+
+
 def gradcam_grid(model, x: torch.Tensor) -> tuple[int, int]:
     """The resolution Grad-CAM works at for this model (shown beside its map)."""
     if is_token_model(model):

@@ -55,7 +55,9 @@ def disagreements(card_a: dict, card_b: dict, root: Path | None, limit: int = 24
     if root is not None and data.fingerprint(root) == fa:
         paths, labels = data.list_split(root, "val")
     if labels is None:
-        out["reason"] = "the dataset is not on this machine, so the images cannot be shown."
+        out["reason"] = ("the Imagenette val split is not on this machine, so the images cannot be shown."
+                         if root is None else "the Imagenette copy on this machine is not the one the cards were "
+                         "evaluated on, so the images cannot be shown.")
         return out
     for i in diff:
         out["a_right"] += pa[i] == labels[i]
@@ -74,4 +76,30 @@ def disagreements(card_a: dict, card_b: dict, root: Path | None, limit: int = 24
         depth += 1
     out["items"] = [{"path": str(paths[i]), "true": data.NAMES[labels[i]], "a": data.NAMES[pa[i]],
                      "b": data.NAMES[pb[i]]} for i in picked]
+    return out
+
+
+def curve_vs_card(loaded: dict, curves: list[dict]) -> list[str]:
+    """Why a training curve's last val point and the card's val top-1 differ, per model whose
+    two figures are more than 0.1 points apart: a model trained on smaller crops than its
+    input is scored at the training size while it trains, and at its input size on the card."""
+    last: dict[str, tuple[int, float]] = {}
+    for r in curves:
+        if r["metric"] == "val_top1" and r["epoch"] >= last.get(r["arch"], (-1, 0.0))[0]:
+            last[r["arch"]] = (r["epoch"], r["value"])
+    out = []
+    for arch, (model, card) in loaded.items():
+        top1 = card.get("metrics", {}).get("val_top1")
+        if arch not in last or top1 is None or abs(last[arch][1] - top1) <= 0.1:
+            continue
+        title, (epoch, logged) = card.get("title", arch), last[arch]
+        trained = (card.get("recipe") or {}).get("image_size") or 0
+        size = card.get("input_size")
+        if trained and size and trained != size:
+            out.append(f"{title} was trained on {trained} px crops, so its curve is scored at {trained} px "
+                       f"({logged:.2f}% after epoch {epoch}); its card scores the {size} px input the app uses "
+                       f"({top1:.2f}%).")
+        else:
+            out.append(f"{title}'s last logged val top-1 ({logged:.2f}%, epoch {epoch}) differs from its card's "
+                       f"({top1:.2f}%, the shipped half-precision weights scored once after training).")
     return out

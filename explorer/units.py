@@ -297,9 +297,10 @@ def thumb_box(box: tuple[int, int, int, int], input_size: int, thumb: int) -> tu
 
 
 def unit_crops(u: Units, layer: Layer, unit: int, input_size: int, root: Path | None = None,
-               gallery=None, size: int = 96) -> list[dict]:
+               gallery=None, size: int = 128) -> list[dict]:
     """The unit's top-9 images, each cropped to its receptive field around the strongest
-    position, as (size, size, 3) uint8 arrays with their class and activation.
+    position, as (size, size, 3) uint8 arrays with their class, activation and the width in
+    pixels of the crop they were resized from (`source_px`).
 
     From the val split at full resolution when `root` is given (the data set the file was
     computed on), else from the gallery's thumbnails (coarser, but shipped with the app)."""
@@ -328,7 +329,7 @@ def unit_crops(u: Units, layer: Layer, unit: int, input_size: int, root: Path | 
         img = F.interpolate(crop[None].float(), size=(size, size), mode="bilinear", align_corners=False,
                             antialias=True)[0]
         out.append({"image": img.clamp(0, 255).byte().permute(1, 2, 0).numpy().astype(np.uint8),
-                    "class": label, "activation": v, "box": box, "index": i})
+                    "class": label, "activation": v, "box": box, "index": i, "source_px": int(crop.shape[-1])})
     return out
 
 

@@ -58,10 +58,9 @@ for item in images:
     with left:
         if corruption:
             x = next(iter(inputs.values()))
-            st.image(tensor_preview(x), caption=f"{item.name}, {robustness.describe(corruption, sev)}",
-                     width="stretch")
+            ui.image(tensor_preview(x), f"{item.name}, {robustness.describe(corruption, sev)}")
         else:
-            st.image(item.image, caption=item.name, width="stretch")
+            ui.image(item.image, item.name)
         ui.show_notes(item)
     with right:
         agr = agreement(results)

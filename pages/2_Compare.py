@@ -8,7 +8,7 @@ import streamlit as st
 
 import models
 from explorer import robustness, ui, zoo
-from explorer.compare import confusion_rows, disagreements, per_class_rows, scatter_rows
+from explorer.compare import confusion_rows, curve_vs_card, disagreements, per_class_rows, scatter_rows
 from models import data
 
 ui.page("Compare", "Which model is better, and at what cost? Accuracy is Imagenette val top-1 (all 3,925 "
@@ -49,14 +49,14 @@ else:
     ring = base.transform_filter("datum.linked").mark_point(size=520, color="#d62728", strokeWidth=2.5)
     labels = base.mark_text(dx=10, align="left", fontSize=12).encode(text="model:N")
     st.altair_chart((points + ring + labels).properties(height=380), width="stretch")
-    shown = df[["model", "top1", "params_M", "gmacs", "latency_ms", "input_px", "year", "top5"]].rename(columns=LABELS)
-    st.dataframe(shown, hide_index=True, width="stretch",
-                 column_config={"year": st.column_config.NumberColumn(format="%d"),
-                                LABELS["params_M"]: st.column_config.NumberColumn(format="%.2f"),
-                                LABELS["gmacs"]: st.column_config.NumberColumn(format="%.3f"),
-                                LABELS["latency_ms"]: st.column_config.NumberColumn(format="%.1f"),
-                                LABELS["top1"]: st.column_config.NumberColumn(format="%.2f"),
-                                LABELS["top5"]: st.column_config.NumberColumn(format="%.2f")})
+    # short headers (the long ones are their tooltips), so that every column fits beside the sidebar at 1024 px
+    SHORT = {"top1": "top-1 (%)", "top5": "top-5 (%)", "params_M": "params (M)", "gmacs": "GMACs",
+             "latency_ms": "latency (ms)", "input_px": "input (px)"}
+    FORMATS = {"top1": "%.2f", "top5": "%.2f", "params_M": "%.2f", "gmacs": "%.3f", "latency_ms": "%.1f",
+               "input_px": "%d"}
+    st.dataframe(df[["model", *SHORT]].rename(columns=SHORT), hide_index=True, width="stretch", column_config={
+        "model": st.column_config.TextColumn(width=120),
+        **{SHORT[k]: st.column_config.NumberColumn(format=FORMATS[k], help=LABELS[k]) for k in SHORT}})
     st.caption(f"Latency: {lat['note']}. Parameters and GMACs are computed from the models, at each model's own "
                "input size (LeNet-5 reads 32 px images, the others 128 px). Epochs and training hardware are in the "
                "chart's tooltips and on Home.")
@@ -79,8 +79,9 @@ else:
         color=alt.Color("model:N", scale=COLORS, legend=alt.Legend(orient="bottom", title=None)),
         tooltip=["model", "epoch", alt.Tooltip("value:Q", format=".4g", title=METRICS[metric])]).properties(height=400),
         width="stretch")
-    st.caption("As logged by scripts/train.py after every epoch (val accuracy on the centre crop, as on the cards; "
-               "runs tuned with --holdout log a held-out slice of train instead and never read val).")
+    st.caption(" ".join(["As logged after every epoch of training: val accuracy on the centre crop, as on the "
+                         "cards (runs tuned on a held-out slice of train log that slice instead and never read val).",
+                         *curve_vs_card(loaded, zoo.training_curves())]))
 
 # --- robustness -------------------------------------------------------------------------
 st.header("How they fail: common corruptions")
@@ -123,8 +124,15 @@ else:
                          + base.mark_text(dx=10, align="left").encode(text="model:N")).properties(height=320),
                         width="stretch")
         st.dataframe(sdf[["model", "year", "clean top-1 (%)", "corrupted top-1 (%)", "drop (points)",
-                          "relative robustness"]], hide_index=True, width="stretch",
-                     column_config={"year": st.column_config.NumberColumn(format="%d")})
+                          "relative robustness"]], hide_index=True, width="stretch", column_config={
+                              "model": st.column_config.TextColumn(width=120),
+                              "year": st.column_config.NumberColumn(format="%d", width=50),
+                              "clean top-1 (%)": st.column_config.NumberColumn("clean (%)", format="%.1f"),
+                              "corrupted top-1 (%)": st.column_config.NumberColumn(
+                                  "corrupted (%)", format="%.1f", help="mean top-1 over every corruption and severity"),
+                              "drop (points)": st.column_config.NumberColumn("drop (points)", format="%.1f"),
+                              "relative robustness": st.column_config.NumberColumn(
+                                  "corrupted / clean", format="%.3f", help="relative robustness: 1.0 is no loss")})
         st.caption(f"On the first {table.get('per_class')} val images of each class ({table.get('images')} images, so "
                    "the clean figures differ a little from the cards' whole-split ones), each corrupted at three "
                    "severities; relative robustness is the mean top-1 over every corruption and severity divided by the "
@@ -183,7 +191,7 @@ if a != b:
         grid = st.columns(4)
         for i, item in enumerate(d["items"]):
             with grid[i % 4]:
-                st.image(item["path"], width="stretch")
+                ui.image(item["path"])
                 st.caption(f"true: **{item['true']}**  \n{ui.title_of(loaded, a)}: {item['a']}  \n"
                            f"{ui.title_of(loaded, b)}: {item['b']}")
     elif d.get("reason"):

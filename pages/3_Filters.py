@@ -94,7 +94,7 @@ if images:
         acts = first_layer_activations(model, x)
     left, right = st.columns([1, 3])
     with left:
-        st.image(tensor_preview(x), caption=f"{item.name}, as {title} sees it", width="stretch")
+        ui.image(tensor_preview(x), f"{item.name}, as {title} sees it")
         ui.show_notes(item)
     with right:
         n = min(64, acts.shape[1])

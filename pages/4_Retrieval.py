@@ -88,7 +88,7 @@ pdist, pidx = retrieval.neighbours(retrieval.query_pixels(item.image, gal.thumbs
 
 left, right = st.columns([1, 3])
 with left:
-    st.image(item.image, caption=f"query: {item.name}", width="stretch")
+    ui.image(item.image, f"query: {item.name}")
     ui.show_notes(item)
 with right:
     st.markdown(f"Nearest {k} of the {n_gal:,} gallery images, by **{card.get('title', arch)}**'s "
@@ -109,5 +109,5 @@ for col, title, (d, i) in ((left, f"{card.get('title', arch)}, {indexed[arch].me
             with cols[n % 4]:
                 path = root / gal.files[ii] if full and root is not None else None
                 img = str(path) if path is not None and path.exists() else retrieval.thumb_image(gal.thumbs, ii)
-                st.image(img, width="stretch")
+                ui.image(img)
                 st.caption(f"{data.NAMES[int(gal.labels[ii])]}  \ndistance {dd:.2f}")

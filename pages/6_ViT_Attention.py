@@ -79,10 +79,9 @@ if vits:
             att = attention.capture_attention(model, x)
             maps = attention.rollout_maps(model, x, target)
         c1, c2, c3 = st.columns(3)
-        c1.image(base, caption=f"{item.name}, the {size[0]} px input", width="stretch")
-        c2.image(overlay(base, up(maps["rollout"][0]), signed=False), caption="attention rollout", width="stretch")
-        c3.image(overlay(base, up(maps["grad_rollout"][0]), signed=False),
-                 caption=f"gradient rollout for {names[target]}", width="stretch")
+        ui.image(base, f"{item.name}, the {size[0]} px input", c1)
+        ui.image(overlay(base, up(maps["rollout"][0]), signed=False), "attention rollout", c2)
+        ui.image(overlay(base, up(maps["grad_rollout"][0]), signed=False), f"gradient rollout for {names[target]}", c3)
         ui.show_notes(item)
 
         st.subheader("[CLS] attention per layer and head")
@@ -90,17 +89,14 @@ if vits:
         layers, heads = cls.shape[:2]
         layer = st.slider("Layer", 1, layers, layers, key="att-layer")
         cols = st.columns(heads + 1)
-        cols[0].image(overlay(base, up(cls[layer - 1].mean(0)), signed=False),
-                      caption=f"layer {layer}, mean of heads", width="stretch")
+        ui.image(overlay(base, up(cls[layer - 1].mean(0)), signed=False), f"layer {layer}, mean of heads", cols[0])
         for h in range(heads):
-            cols[h + 1].image(overlay(base, up(cls[layer - 1, h]), signed=False), caption=f"head {h + 1}",
-                              width="stretch")
+            ui.image(overlay(base, up(cls[layer - 1, h]), signed=False), f"head {h + 1}", cols[h + 1])
         st.caption("Each map is scaled to its own maximum; bright = the [CLS] token attends there.")
         with st.expander("Every layer (mean over heads)"):
             grid = st.columns(6)
             for i in range(layers):
-                grid[i % 6].image(overlay(base, up(cls[i].mean(0)), signed=False), caption=f"layer {i + 1}",
-                                  width="stretch")
+                ui.image(overlay(base, up(cls[i].mean(0)), signed=False), f"layer {i + 1}", grid[i % 6])
 
     st.subheader(f"How far {ui.title_of(loaded, arch)} looks, layer by layer")
     figs = figures_for(arch)

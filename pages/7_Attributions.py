@@ -1,11 +1,13 @@
 """Attributions with Captum: which pixels made two models decide, each map on a readable scale."""
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
 import torch
 
 from explorer import ui, zoo
-from explorer.attribution import METHODS, attribute, colorbar, gradcam_grid, overlay, robust_scale
+from explorer.attribution import (AGREEMENT_GRID, METHODS, agreement, attribute, colorbar, gradcam_grid, overlay,
+                                  robust_scale)
 from explorer.classify import tensor_preview
 from models import data
 
@@ -92,6 +94,28 @@ for method in methods:
         st.image(colorbar(meta.signed), width="stretch",
                  caption=("evidence against the class  ←  0  →  evidence for it" if meta.signed
                           else "lowest in the map  →  strongest"))
+if len(methods) > 1:
+    st.markdown("#### Do the methods agree?")
+    pairs = {arch: agreement(results[arch]["maps"]) for arch in chosen}
+    table = pd.DataFrame([{"methods": f"{METHODS[p['a']].label} · {METHODS[p['b']].label}",
+                           **{ui.title_of(loaded, arch): pairs[arch][k]["rho"] for arch in chosen}}
+                          for k, p in enumerate(pairs[chosen[0]])])
+    st.dataframe(table, hide_index=True, width="stretch", column_config={
+        "methods": st.column_config.TextColumn(width="medium"),
+        **{ui.title_of(loaded, arch): st.column_config.NumberColumn(format="%.2f") for arch in chosen}})
+    lines = []
+    for arch in chosen:
+        worst = min(pairs[arch], key=lambda p: p["rho"])
+        best = max(pairs[arch], key=lambda p: p["rho"])
+        lines.append(f"{ui.title_of(loaded, arch)}: {METHODS[best['a']].label} and {METHODS[best['b']].label} agree "
+                     f"most (ρ = {best['rho']:.2f}), {METHODS[worst['a']].label} and {METHODS[worst['b']].label} least "
+                     f"(ρ = {worst['rho']:.2f}).")
+    st.markdown("  \n".join(lines))
+    st.caption(f"Spearman's rank correlation of two maps over a {AGREEMENT_GRID}x{AGREEMENT_GRID} split of the image: "
+               "1, both methods rank the regions alike; 0, unrelated; below 0, one puts the evidence where the other "
+               "puts the least. Attribution methods often disagree: each answers a different question. Occlusion "
+               "is the most direct (it covers each patch and scores the image again); the gradient methods follow "
+               "the network's local slope, which can point elsewhere.")
 st.caption("Scales are in the method's own units: logit change per pixel for Integrated Gradients and Occlusion, "
            "gradient size for SmoothGrad, and for Grad-CAM the layer's activations weighted by gradients, which have no "
            "fixed unit and differ between models. A map's colour reaches full strength at its "

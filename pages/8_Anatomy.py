@@ -95,18 +95,28 @@ depth = st.select_slider("Detail", options=list(range(1, deepest + 1)), value=de
 hide = st.toggle("Hide layers that do nothing", value=True, key="anat-hide",
                  help="Identity layers and dropout with p=0 (timm's defaults) change nothing.")
 rows = pd.DataFrame(anatomy.table_rows(t, None if depth == deepest else depth, hide_trivial=hide))
-rows = rows[["#", "layer", "type", "params %", "MACs %", "output", "params", "MACs", "receptive field"]]
-st.dataframe(rows, hide_index=True, width="stretch", height=min(38 + 35 * len(rows), 38 + 35 * 30), column_config={
-    "#": st.column_config.NumberColumn(width=40),
-    "layer": st.column_config.TextColumn(width="small"),
-    "type": st.column_config.TextColumn(width="medium"),
-    "output": st.column_config.TextColumn(width="small"),
-    "params": st.column_config.NumberColumn(format="localized", width="small"),
-    "MACs": st.column_config.NumberColumn(format="localized", width="small"),
-    "receptive field": st.column_config.TextColumn(width="small"),
-    "params %": st.column_config.ProgressColumn(format="%.1f%%", min_value=0, max_value=100, width="small"),
-    "MACs %": st.column_config.ProgressColumn(format="%.1f%%", min_value=0, max_value=100, width="small"),
-})
+height = min(38 + 35 * len(rows), 38 + 35 * 30)
+# two narrower views of one table, so that every column fits beside the sidebar at 1024 px
+shapes_tab, cost_tab = st.tabs(["Shapes and receptive fields", "Parameters and compute"])
+with shapes_tab:
+    st.dataframe(rows[["#", "layer", "type", "output", "receptive field"]], hide_index=True, width="stretch",
+                 height=height, column_config={
+                     "#": st.column_config.NumberColumn(width=40),
+                     "layer": st.column_config.TextColumn(width=110),
+                     "type": st.column_config.TextColumn(width="medium"),
+                     "output": st.column_config.TextColumn("output (C x H x W)", width=120),
+                     "receptive field": st.column_config.TextColumn(width=110)})
+with cost_tab:
+    st.dataframe(rows[["#", "layer", "params", "params %", "MACs", "MACs %"]], hide_index=True, width="stretch",
+                 height=height, column_config={
+                     "#": st.column_config.NumberColumn(width=40),
+                     "layer": st.column_config.TextColumn(width=110),
+                     "params": st.column_config.NumberColumn(format="localized", width=90),
+                     "MACs": st.column_config.NumberColumn(format="localized", width=110),
+                     "params %": st.column_config.ProgressColumn(format="%.1f%%", min_value=0, max_value=100,
+                                                                 width=90),
+                     "MACs %": st.column_config.ProgressColumn(format="%.1f%%", min_value=0, max_value=100,
+                                                               width=90)})
 st.caption(f"{len(rows)} rows (# counts every row of the full table), summing to {t.params:,} parameters and "
            f"{t.macs:,} MACs. A module used twice in one "
            "pass (ResNet's ReLU) appears at each use, its parameters counted once; '(own)' rows are work a "
@@ -177,8 +187,21 @@ def highlight(row):
     return [f"background-color: {colour}" if colour else "" for _ in row]
 
 
-st.dataframe(align_frame(pairs).style.apply(highlight, axis=1), hide_index=True,
-             width="stretch", height=min(38 + 35 * len(pairs), 38 + 35 * 25))
+def differences(pairs) -> None:
+    """The rows that differ in design as a table that wraps its text (readable at any width),
+    then every row, resized and unchanged ones included, in a scrollable table on demand."""
+    df = align_frame(pairs)
+    design = df[df["status"].isin(anatomy.STATUS_DESIGN)]
+    if design.empty:
+        st.markdown("No layer differs in design; every row is the same layer, at most with another output size.")
+    else:
+        st.table(design.style.apply(highlight, axis=1).hide(axis="index"))
+    with st.expander(f"Every row ({len(df)}), resized and unchanged ones included"):
+        st.dataframe(df.style.apply(highlight, axis=1), hide_index=True, width="stretch",
+                     height=min(38 + 35 * len(df), 38 + 35 * 25))
+
+
+differences(pairs)
 
 # --- two architectures -----------------------------------------------------------------
 st.header("Side by side with another architecture")
@@ -201,8 +224,7 @@ if anatomy.comparable(pairs):
     st.caption(" · ".join(f"{v} {k}" for k, v in counts.items() if v) + " (rows matched in order by layer; "
                "'resized': the same layer with another output size; 'moved': the same layer a little earlier or "
                "later)")
-    st.dataframe(align_frame(pairs).style.apply(highlight, axis=1), hide_index=True,
-                 width="stretch", height=min(38 + 35 * len(pairs), 38 + 35 * 25))
+    differences(pairs)
 else:
     st.info(f"{specs[first].title} and {specs[second].title} are built differently, so matching them layer by "
             "layer would pair unrelated layers; they are compared stage by stage below, and each one's own layer "

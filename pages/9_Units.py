@@ -12,6 +12,8 @@ import streamlit as st
 from explorer import retrieval, ui, units, zoo
 from models import data
 
+UNIT_PX = 176   # the largest a top image is drawn
+
 ui.page("Units", "What each network's deeper units respond to, in the spirit of Zeiler & Fergus's figures of "
         "layers 2 to 5 and OpenAI Microscope's dataset examples: for every unit (channel) of a few layers, the "
         "images that excite it most, cropped to what it sees, and how strongly each class drives it.")
@@ -60,8 +62,14 @@ st.altair_chart(alt.Chart(pd.DataFrame(dist)).mark_boxplot(extent="min-max", siz
     y=alt.Y("selectivity:Q", title="class-selectivity index", scale=alt.Scale(domain=[0, 1])),
     color=alt.value("#4e79a7")).properties(height=340), width="stretch")
 st.markdown(units.depth_sentence(u))
-st.dataframe(summary.drop(columns=["key"]), hide_index=True, width="stretch")
-st.caption(f"Selectivity index (Morcos et al. 2018): (mean of the best class - mean of the other nine) / (their sum), "
+st.dataframe(summary.drop(columns=["key"]), hide_index=True, width="stretch", column_config={
+    "layer": st.column_config.TextColumn(width=150),
+    "mean selectivity": st.column_config.NumberColumn("mean SI", format="%.3f", help="mean selectivity index"),
+    "median selectivity": st.column_config.NumberColumn("median SI", format="%.3f", help="median selectivity index"),
+    "selective (SI > 0.5)": st.column_config.NumberColumn("SI > 0.5", help="units with a selectivity index over 0.5"),
+    "nearly dead": st.column_config.NumberColumn(help="active on fewer than 1% of val images"),
+})
+st.caption(f"SI, the selectivity index (Morcos et al. 2018): (mean of the best class - mean of the other nine) / (their sum), "
            f"from each unit's mean activation per class over {u.meta.get('val_images')} val images; 0: every class "
            "alike, 1: one class only. Nearly dead: active on fewer than 1% of val images (left out of the box plot).")
 
@@ -93,7 +101,8 @@ if q.get("layer") != key or q.get("unit") != str(unit):
     q["layer"], q["unit"] = key, str(unit)
 
 root = data.default_root()
-use_val = root is not None and fingerprint() == u.meta.get("data_fingerprint")
+same_data = root is not None and fingerprint() == u.meta.get("data_fingerprint")
+use_val = same_data
 crops = units.unit_crops(u, layer, unit, model.input_size, root if use_val else None,
                          None if use_val else gallery())
 left, right = st.columns([3, 2])
@@ -108,10 +117,16 @@ with left:
     for row in range(3):
         cols = st.columns(3)
         for col, c in zip(cols, crops[row * 3:row * 3 + 3]):
-            col.image(c["image"], width="stretch", caption=f"{c['class']} · {c['activation']:.2f}")
+            # about twice the pixels the crop has at most (a larger picture is only a blur), 96 px at least
+            col.image(c["image"], width=min(UNIT_PX, max(96, 2 * c["source_px"])),
+                      caption=f"{c['class']} · peak {c['activation']:.2f}")
+    st.caption("Under each image: its class, and the unit's peak activation on it (its strongest position). The "
+               "chart beside averages the unit over every position and every image of a class, so its values are "
+               "smaller.")
     if not use_val:
-        st.caption("From the 1,000 training images shipped with the app (64 px thumbnails), as the Imagenette val "
-                   "split is not on this machine; `python scripts/download_data.py` fetches it.")
+        why = ("the Imagenette val split is not on this machine (`python scripts/download_data.py` fetches it)"
+               if root is None else "the Imagenette copy on this machine is not the one the unit file was computed on")
+        st.caption(f"From the 1,000 training images shipped with the app (64 px thumbnails), as {why}.")
 with right:
     means = pd.DataFrame({"class": data.NAMES, "mean activation": v["class_mean"][unit].tolist()})
     means["preferred"] = means["class"] == data.NAMES[int(best[unit])]

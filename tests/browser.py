@@ -43,7 +43,9 @@ def free_port() -> int:
 def serve(checkpoints: Path | None = None, env: dict | None = None, timeout: float = 120):
     """A fresh `streamlit run app.py` on a free port; yields its URL."""
     port = free_port()
-    full_env = {**os.environ, **(env or {})}
+    # the server reads the data and checkpoints it is given, never a test's leftovers
+    full_env = {k: v for k, v in os.environ.items() if k not in ("VH_DATA", "VH_CHECKPOINTS")}
+    full_env.update(env or {})
     if checkpoints is not None:
         full_env["VH_CHECKPOINTS"] = str(checkpoints)
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(REPO / "app.py"), "--server.port",

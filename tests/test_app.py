@@ -27,30 +27,22 @@ PATHISH = re.compile(r"(/tmp/|/home/|/root/|/work/|site-packages|card\.json|\.sa
 def app_checkpoints(tiny_data, tmp_path_factory):
     """Random-weight checkpoints of a few architectures, evaluated on the tiny val split, with
     every shipped side file (retrieval, SE profiles, attention figures, robustness) built."""
-    from evaluate import evaluate_checkpoint
-    d = tmp_path_factory.mktemp("app-checkpoints")
-    for i, arch in enumerate(APP_ARCHS):
-        torch.manual_seed(i)
-        m = models.create(arch)
-        models.save(m, d / arch, {"num_classes": 10, "epochs": 1, "title": models.get_spec(arch).title,
-                                  "classes": [{"wnid": w, "name": n} for w, n in models.data.CLASSES]})
-        (d / arch / "metrics.csv").write_text("epoch,train_loss,val_top1\n1,2.3,10.0\n2,2.1,20.0\n")
-        evaluate_checkpoint(arch, d, tiny_data)
-    import attention_figures
-    import build_index
-    import robustness as robustness_script
-    import se_profiles
-    import units as units_script
-    build_index.build(d, tiny_data, per_class=3, k=3)
-    se_profiles.build(d, tiny_data)
-    units_script.build(d, tiny_data)
-    attention_figures.build(d, tiny_data, per_class=1)
-    robustness_script.build(d, tiny_data, per_class=1)
+    import random_zoo
+    d = random_zoo.build(tmp_path_factory.mktemp("app-checkpoints"), tiny_data, APP_ARCHS)
+    import explorer.zoo
+    saved = {k: os.environ.get(k) for k in ("VH_CHECKPOINTS", "VH_DATA")}
+    before = explorer.zoo.CHECKPOINTS
     os.environ["VH_CHECKPOINTS"] = str(d)
     os.environ["VH_DATA"] = str(tiny_data)
-    import explorer.zoo
     explorer.zoo.CHECKPOINTS = d
-    return d
+    yield d
+    # later modules (the browser test's server inherits this environment) see the real data again
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+    explorer.zoo.CHECKPOINTS = before
 
 
 @pytest.fixture
@@ -218,13 +210,13 @@ def test_compare_labels_deep_link_and_one_latency(app_checkpoints):
     table = at.dataframe[0].value
     assert len(table) == len(APP_ARCHS)
     assert not {"params_M", "gmacs", "top1", "latency_ms"} & set(table.columns)      # point 8: raw names
-    assert {"parameters (millions)", "GMACs per image", "CPU latency (ms)", "val top-1 (%)"} <= set(table.columns)
+    assert {"params (M)", "GMACs", "latency (ms)", "top-1 (%)", "top-5 (%)", "input (px)"} <= set(table.columns)
     assert at.selectbox(key="cmp-a").value == "se_resnet18"                           # point 7: ?arch=
     assert any("median of 9 warm runs" in c.value for c in at.caption)
     # point 3: the latency on Compare is the latency on Classify (one measurement per process)
     classify = run_page("pages/1_Classify.py")
     there = dict(zip(classify.dataframe[0].value["model"], classify.dataframe[0].value["latency (ms)"]))
-    here = dict(zip(table["model"], table["CPU latency (ms)"]))
+    here = dict(zip(table["model"], table["latency (ms)"]))
     assert here == there
     assert any("val images get different top-1 answers" in m.value for m in at.markdown)
     at.selectbox(key="cmp-metric").set_value("train_loss").run()
@@ -335,7 +327,10 @@ def test_attribution_page_default_and_deep_link(app_checkpoints):
     at = run_page("pages/7_Attributions.py")
     assert_clean(at)
     assert at.multiselect(key="attr-models").value == APP_ARCHS[-2:]       # the two newest trained models
-    assert len([m for m in at.markdown if m.value.startswith("#### ")]) == 4  # every method, each explained
+    heads = [m.value for m in at.markdown if m.value.startswith("#### ")]
+    assert len(heads) == 5 and heads[-1] == "#### Do the methods agree?"      # every method, each explained
+    assert len(at.dataframe[0].value) == 6                                     # every pair of the 4 methods
+    assert any("agree most (ρ = " in m.value for m in at.markdown)
     at = run_page("pages/7_Attributions.py", arch="alexnet")
     assert at.multiselect(key="attr-models").value == ["alexnet", "lenet5"]    # point 7: two models, not one
     at.toggle(key="attr-shared").set_value(True).run()

@@ -278,3 +278,19 @@ def test_gpu_trained_conv1_kernels_show_the_papers_structure(arch):
         pytest.skip(f"{arch} was trained on {card.get('hardware')}, not with the GPU recipe "
                     f"(its conv1 measures {ratio:.2f}x a random init)")
     assert ratio >= 2.0, f"{arch}'s conv1 kernels are {ratio:.2f}x a random init's low-frequency energy: noise"
+
+
+def test_method_agreement_ranks_regions():
+    """Spearman's rho over an 8x8 split: a map against itself 1, against its negation -1, against
+    a map that puts the evidence elsewhere below 0; a monotone rescaling changes nothing."""
+    from explorer.attribution import agreement
+    yy, xx = torch.meshgrid(torch.arange(64.0), torch.arange(64.0), indexing="ij")
+    centre = -((yy - 32) ** 2 + (xx - 32) ** 2)               # evidence at the centre
+    corner = -((yy - 4) ** 2 + (xx - 4) ** 2)                 # evidence in the top-left corner
+    cam = centre.clamp(min=-200)                              # flat (tied) away from the centre, like a ReLU
+    rho = {(p["a"], p["b"]): p["rho"] for p in agreement({"m": centre, "scaled": 3 * centre + 7, "neg": -centre,
+                                                           "corner": corner, "cam": cam})}
+    assert rho[("m", "scaled")] == pytest.approx(1.0)
+    assert rho[("m", "neg")] == pytest.approx(-1.0)
+    assert rho[("m", "corner")] < 0.2
+    assert rho[("m", "cam")] > 0.5 and rho[("neg", "cam")] < -0.5       # ties share their ranks
