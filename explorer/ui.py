@@ -54,17 +54,21 @@ def sidebar() -> None:
 
 # Streamlit's wide layout keeps 5rem of margin on each side of the page; beside the 300 px
 # sidebar at 1024 px that leaves 560 px for tables and charts. Narrow windows get 1.5rem.
-NARROW_MARGINS = """<style>
+# A picture given a width in pixels keeps it even in a narrower column (it would spill over its
+# neighbours): never wider than its column.
+PAGE_STYLE = """<style>
 @media (max-width: 1400px) {
   [data-testid="stMainBlockContainer"] { padding-left: 1.5rem; padding-right: 1.5rem; }
 }
+[data-testid="stMain"] [data-testid="stImage"], [data-testid="stMain"] [data-testid="stImageContainer"] { max-width: 100%; }
+[data-testid="stMain"] [data-testid="stImage"] img { max-width: 100%; height: auto; }
 </style>"""
 
 
 def page(title: str, blurb: str = "", layout: str = "wide") -> None:
     st.set_page_config(page_title=f"{title} · vision-hist" if title != "vision-hist" else title,
                        page_icon=icon(), layout=layout)
-    st.html(NARROW_MARGINS)
+    st.html(PAGE_STYLE)
     sidebar()
     st.title(title)
     if blurb:

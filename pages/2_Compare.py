@@ -138,7 +138,7 @@ else:
                    "severities; relative robustness is the mean top-1 over every corruption and severity divided by the "
                    "clean top-1 on the same images (1.0: no loss at all). Read it with the drop: a weak model close to "
                    "chance (10%) has less to lose, and a model that reads small images (LeNet-5's 32 px) has noise and "
-                   "blur averaged away before it sees them. Computed by `python scripts/robustness.py`; try the same "
+                   "blur averaged away before it sees them. Try the same "
                    "corruptions on your own image on Classify.")
 
 # --- two models side by side ------------------------------------------------------------

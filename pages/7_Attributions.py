@@ -89,11 +89,16 @@ for method in methods:
             st.image(shown, width=256,
                      caption=f"{ui.title_of(loaded, arch)}: colour scale ±{ui.human(top)}{extra}" if meta.signed
                      else f"{ui.title_of(loaded, arch)}: colour scale {low} to {ui.human(top)}{extra}")
-    left, _ = st.columns([1, 2])
+    left, _ = st.columns([1, 1])
     with left:
-        st.image(colorbar(meta.signed), width="stretch",
+        st.image(colorbar(meta.signed, width=768), width="stretch",
                  caption=("evidence against the class  ←  0  →  evidence for it" if meta.signed
                           else "lowest in the map  →  strongest"))
+st.caption("Scales are in the method's own units: logit change per pixel for Integrated Gradients and Occlusion, "
+           "gradient size for SmoothGrad, and for Grad-CAM the layer's activations weighted by gradients, which have no "
+           "fixed unit and differ between models. A map's colour reaches full strength at its "
+           "99th percentile; unsigned maps start at their own minimum. Models with different input sizes are shown "
+           "at their own resolution.")
 if len(methods) > 1:
     st.markdown("#### Do the methods agree?")
     pairs = {arch: agreement(results[arch]["maps"]) for arch in chosen}
@@ -116,8 +121,3 @@ if len(methods) > 1:
                "puts the least. Attribution methods often disagree: each answers a different question. Occlusion "
                "is the most direct (it covers each patch and scores the image again); the gradient methods follow "
                "the network's local slope, which can point elsewhere.")
-st.caption("Scales are in the method's own units: logit change per pixel for Integrated Gradients and Occlusion, "
-           "gradient size for SmoothGrad, and for Grad-CAM the layer's activations weighted by gradients, which have no "
-           "fixed unit and differ between models. A map's colour reaches full strength at its "
-           "99th percentile; unsigned maps start at their own minimum. Models with different input sizes are shown "
-           "at their own resolution.")

@@ -103,7 +103,7 @@ with shapes_tab:
                  height=height, column_config={
                      "#": st.column_config.NumberColumn(width=40),
                      "layer": st.column_config.TextColumn(width=110),
-                     "type": st.column_config.TextColumn(width="medium"),
+                     "type": st.column_config.TextColumn(width=230),
                      "output": st.column_config.TextColumn("output (C x H x W)", width=120),
                      "receptive field": st.column_config.TextColumn(width=110)})
 with cost_tab:
@@ -132,7 +132,8 @@ if not rf.empty and not t.token_model:
     long = rf.melt(id_vars=["#", "layer"], value_vars=["receptive field (px)", "jump (px)"],
                    var_name="quantity", value_name="pixels")
     base = alt.Chart(long).mark_line(point=True).encode(
-        x=x, y=alt.Y("pixels:Q", scale=alt.Scale(type="log"), title="input pixels (log scale)"),
+        x=x, y=alt.Y("pixels:Q", scale=alt.Scale(type="log"), title="input pixels (log scale)",
+                     axis=alt.Axis(values=[1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000], format="d")),
         color=alt.Color("quantity:N", legend=alt.Legend(orient="bottom", title=None)),
         tooltip=["#", "layer", "quantity", alt.Tooltip("pixels:Q", format="g")])
     rule = alt.Chart(pd.DataFrame({"y": [t.input_size], "label": [f"input side ({t.input_size} px)"]})).encode(y="y:Q")
@@ -195,7 +196,7 @@ def differences(pairs) -> None:
     if design.empty:
         st.markdown("No layer differs in design; every row is the same layer, at most with another output size.")
     else:
-        st.table(design.style.apply(highlight, axis=1).hide(axis="index"))
+        st.table(design.style.apply(highlight, axis=1), hide_index=True)
     with st.expander(f"Every row ({len(df)}), resized and unchanged ones included"):
         st.dataframe(df.style.apply(highlight, axis=1), hide_index=True, width="stretch",
                      height=min(38 + 35 * len(df), 38 + 35 * 25))

@@ -144,6 +144,51 @@ def overflow(page) -> list[str]:
     }""")
 
 
+def hidden_columns(page) -> list[str]:
+    """Data frames (in the visible tab) whose columns do not all fit their box, so that some
+    can only be reached by scrolling the table sideways, which nothing on screen hints at."""
+    return page.evaluate("""() => {
+        const out = [];
+        for (const df of document.querySelectorAll('[data-testid="stMain"] [data-testid="stDataFrame"]')) {
+            if (!df.getClientRects().length) continue;          // in a closed expander or another tab
+            const sc = df.querySelector('.dvn-scroller');
+            if (sc && sc.scrollWidth > sc.clientWidth + 2) {
+                const head = [...df.querySelectorAll('[role="columnheader"]')].map(h => h.innerText.trim());
+                out.push(`${sc.scrollWidth} px of columns in ${sc.clientWidth} px (${head.slice(0, 3).join(', ')}...)`);
+            }
+        }
+        return out;
+    }""")
+
+
+def blown_up_images(page, zoom: float = 2.05) -> list[str]:
+    """Pictures drawn more than `zoom` times wider than their own pixels: a blur, not detail."""
+    return page.evaluate(f"""() => {{
+        const out = [];
+        for (const img of document.querySelectorAll('[data-testid="stMain"] [data-testid="stImage"] img')) {{
+            const w = img.getBoundingClientRect().width;
+            if (img.naturalWidth && w > {zoom} * img.naturalWidth)
+                out.push(`${{img.naturalWidth}} px drawn at ${{Math.round(w)}} px (${{img.alt || img.src.slice(-30)}})`);
+        }}
+        return out.slice(0, 10);
+    }}""")
+
+
+def spilled_images(page) -> list[str]:
+    """Pictures wider than the column they stand in (they cover their neighbours)."""
+    return page.evaluate("""() => {
+        const out = [];
+        for (const img of document.querySelectorAll('[data-testid="stMain"] [data-testid="stImage"] img')) {
+            const col = img.closest('[data-testid="stColumn"]');
+            if (!col || !img.getClientRects().length) continue;
+            const r = img.getBoundingClientRect(), c = col.getBoundingClientRect();
+            if (r.right > c.right + 2 || r.left < c.left - 2)
+                out.push(`${Math.round(r.width)} px picture in a ${Math.round(c.width)} px column`);
+        }
+        return out.slice(0, 10);
+    }""")
+
+
 def truncated(page) -> list[str]:
     """Text cut short with an ellipsis in page links, metrics, captions, text and widget labels
     (not in a multiselect's chips, which Streamlit shortens by design)."""
@@ -210,7 +255,8 @@ def main() -> int:
                 screenshot(page, shot, w)
                 text = page.inner_text("body")
                 print(f"{path} @ {w}px: {time.time() - t0:.1f} s, overflow {overflow(page)}, truncated "
-                      f"{truncated(page)}, exceptions "
+                      f"{truncated(page)}, hidden columns {hidden_columns(page)}, blown-up images "
+                      f"{blown_up_images(page)}, spilled images {spilled_images(page)}, exceptions "
                       f"{len(exceptions(page))}, paths {server_paths(text)}, foreign hosts "
                       f"{foreign_hosts(page, url)} -> {shot}", flush=True)
             page.context.close()

@@ -271,8 +271,9 @@ def test_retrieval_labels_and_neighbours(app_checkpoints):
     k = int(re.search(r"Precision@(\d+)", "\n".join(c.value for c in at.caption)).group(1))
     assert at.slider(key="retr-k").value == k                                  # point 8: default = the k reported
     assert not any("-image-gallery neighbours" in c.value for c in at.caption)
-    assert any("search of 30 images" in c.value for c in at.caption)
-    assert sum(bool(re.search(r"\ndistance [0-9]+\.[0-9]{2}$", c.value)) for c in at.caption) == 2 * k  # labelled
+    assert any("Searching the 30 images takes" in c.value and "(median of 5)" in c.value for c in at.caption)
+    assert any("Under each image: its class and its Euclidean distance" in m.value for m in at.markdown)
+    assert sum(bool(re.search(r" · [0-9]+\.[0-9]{2}$", c.value)) for c in at.caption) == 2 * k   # labelled
     at.radio(key="retr-metric").set_value("cosine").run()
     assert_clean(at)
 

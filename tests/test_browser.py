@@ -60,6 +60,9 @@ def check(page, url: str, where: str) -> str:
     assert not B.exceptions(page), f"{where}: exception box {B.exceptions(page)}"
     assert not B.overflow(page), f"{where}: sticks out sideways {B.overflow(page)}"
     assert not B.truncated(page), f"{where}: text cut short {B.truncated(page)}"
+    assert not B.hidden_columns(page), f"{where}: table columns out of sight {B.hidden_columns(page)}"
+    assert not B.blown_up_images(page), f"{where}: pictures blown up into a blur {B.blown_up_images(page)}"
+    assert not B.spilled_images(page), f"{where}: pictures wider than their column {B.spilled_images(page)}"
     assert not B.server_paths(text), f"{where}: shows a server path {B.server_paths(text)}"
     assert not B.foreign_hosts(page, url), f"{where}: asked other hosts {B.foreign_hosts(page, url)}"
     return text
