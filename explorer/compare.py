@@ -87,7 +87,7 @@ def curve_vs_card(loaded: dict, curves: list[dict]) -> list[str]:
     for r in curves:
         if r["metric"] == "val_top1" and r["epoch"] >= last.get(r["arch"], (-1, 0.0))[0]:
             last[r["arch"]] = (r["epoch"], r["value"])
-    out = []
+    out, other = [], []
     for arch, (model, card) in loaded.items():
         top1 = card.get("metrics", {}).get("val_top1")
         if arch not in last or top1 is None or abs(last[arch][1] - top1) <= 0.1:
@@ -100,6 +100,38 @@ def curve_vs_card(loaded: dict, curves: list[dict]) -> list[str]:
                        f"({logged:.2f}% after epoch {epoch}); its card scores the {size} px input the app uses "
                        f"({top1:.2f}%).")
         else:
-            out.append(f"{title}'s last logged val top-1 ({logged:.2f}%, epoch {epoch}) differs from its card's "
-                       f"({top1:.2f}%, the shipped half-precision weights scored once after training).")
+            other.append(f"{title} ({logged:.2f}% logged, {top1:.2f}% on the card)")
+    if other:
+        out.append("The last logged val top-1 differs from the card for " + ", ".join(other) + ": the card scores "
+                   "the shipped half-precision weights once, after training.")
+    return out
+
+
+def label_positions(points: list[tuple[float, float, str]], width_px: float = 560, height_px: float = 380,
+                    char_px: float = 6.5, line_px: float = 14) -> list[dict | None]:
+    """Where to write each point's name on a scatter plot so that no two names overlap.
+
+    `points` are (x, y, name) already mapped to [0, 1] along each axis (log axes mapped by
+    the caller). Each name tries the right of its point, then its left, above, below; a name
+    that fits nowhere is left out (None): its point keeps its tooltip, and the table under the
+    chart lists every model. Returns {"dx", "dy", "align"} per point, in pixels."""
+    tries = [(10, 0, "left"), (-10, 0, "right"), (0, -12, "center"), (0, 12, "center")]
+    boxes: list[tuple[float, float, float, float]] = []
+    # the points themselves: a name must not cover another model's dot
+    dots = [(x * width_px - 6, (1 - y) * height_px - 6, x * width_px + 6, (1 - y) * height_px + 6)
+            for x, y, _ in points]
+    out: list[dict | None] = [None] * len(points)
+    for i in sorted(range(len(points)), key=lambda i: -points[i][1]):   # top of the chart first
+        x, y, name = points[i]
+        px, py, w = x * width_px, (1 - y) * height_px, len(name) * char_px
+        for dx, dy, align in tries:
+            left = px + dx if align == "left" else px + dx - w if align == "right" else px - w / 2
+            box = (left, py + dy - line_px / 2, left + w, py + dy + line_px / 2)
+            inside = box[0] >= 0 and box[2] <= width_px + 40 and box[1] >= -line_px and box[3] <= height_px + line_px
+            clash = any(box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3]
+                        for j, b in enumerate(boxes + [d for k, d in enumerate(dots) if k != i]))
+            if inside and not clash:
+                boxes.append(box)
+                out[i] = {"dx": dx, "dy": dy, "align": align}
+                break
     return out

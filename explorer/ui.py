@@ -91,6 +91,53 @@ def model_colors(present=None):
     return alt.Scale(domain=keep, range=[PALETTE[titles.index(t)] for t in keep])
 
 
+def model_legend():
+    """A legend of model names under a chart, wrapped into rows of four, so that 14 models fit
+    at 1024 px (a one-row legend runs off the chart's right edge)."""
+    import altair as alt
+    return alt.Legend(orient="bottom", title=None, columns=4, labelLimit=160, symbolLimit=0)
+
+
+def labelled_scatter(df, x: str, y: str, x_title: str, y_title: str, tooltip: list, colors, log_x: bool = False,
+                     height: int = 380, ring: str | None = None, x_format: str | None = None):
+    """A scatter of models with each name written beside its dot where it overlaps no other name
+    or dot (explorer.compare.label_positions); crowded names are left to the tooltip and to the
+    table under the chart. The axes' domains are set here, so the placement is where Vega draws.
+    Returns (chart, the names left unwritten)."""
+    import math
+
+    import altair as alt
+
+    from explorer.compare import label_positions
+
+    def domain(v, log):
+        lo, hi = float(v.min()), float(v.max())
+        if log:
+            lo, hi = math.log10(lo), math.log10(hi)
+        pad = max(hi - lo, 0.3 if log else 1.0) * 0.08
+        return lo - pad, hi + pad
+
+    (x0, x1), (y0, y1) = domain(df[x], log_x), domain(df[y], False)
+    xs = [(math.log10(v) if log_x else v) for v in df[x]]
+    pos = label_positions([((a - x0) / (x1 - x0), (b - y0) / (y1 - y0), str(n))
+                           for a, b, n in zip(xs, df[y], df["model"])], height_px=height)
+    df = df.assign(placement=[f"{p['dx']},{p['dy']},{p['align']}" if p else "" for p in pos])
+    xscale = alt.Scale(type="log", domain=[10 ** x0, 10 ** x1], nice=False) if log_x else \
+        alt.Scale(domain=[x0, x1], nice=False, zero=False)
+    base = alt.Chart(df).encode(
+        x=alt.X(f"{x}:Q", scale=xscale, title=x_title, axis=alt.Axis(format=x_format) if x_format else alt.Axis()),
+        y=alt.Y(f"{y}:Q", title=y_title, scale=alt.Scale(domain=[y0, y1], nice=False, zero=False)), tooltip=tooltip)
+    layers = [base.mark_circle(size=140).encode(color=alt.Color("model:N", scale=colors, legend=None))]
+    if ring:
+        layers.append(base.transform_filter(f"datum.{ring}").mark_point(size=520, color="#d62728", strokeWidth=2.5))
+    for where in sorted({p for p in df["placement"] if p}):
+        dx, dy, align = where.split(",")
+        layers.append(base.transform_filter(alt.datum.placement == where).mark_text(
+            dx=int(dx), dy=int(dy), align=align, fontSize=12).encode(text="model:N"))
+    hidden = [n for n, p in zip(df["model"], pos) if p is None]
+    return alt.layer(*layers).properties(height=height), hidden
+
+
 def macs_text(gmacs: float) -> str:
     """0.265 -> '0.265 GMACs', 0.00065 -> '0.65 MMACs' (LeNet-5 is too small for GMACs)."""
     return f"{gmacs:.3f} GMACs" if gmacs >= 0.01 else f"{gmacs * 1000:.2f} MMACs"

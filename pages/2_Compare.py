@@ -34,28 +34,26 @@ if df.empty:
     st.info("No checkpoint has evaluation metrics yet: run `python scripts/evaluate.py`.", icon=":material/info:")
 else:
     df["linked"] = df["arch"] == link
-    base = alt.Chart(df).encode(
-        x=alt.X(f"{axis}:Q", scale=alt.Scale(type="log"), title=LABELS[axis]),
-        y=alt.Y("top1:Q", title=LABELS["top1"], scale=alt.Scale(zero=False)),
-        tooltip=[alt.Tooltip("model:N"), alt.Tooltip("year:Q", title="year"),
-                 alt.Tooltip("top1:Q", format=".2f", title=LABELS["top1"]),
-                 alt.Tooltip("top5:Q", format=".2f", title=LABELS["top5"]),
-                 alt.Tooltip("params_M:Q", format=".2f", title=LABELS["params_M"]),
-                 alt.Tooltip("gmacs:Q", format=".3f", title=LABELS["gmacs"]),
-                 alt.Tooltip("latency_ms:Q", format=".1f", title=LABELS["latency_ms"]),
-                 alt.Tooltip("input_px:Q", title=LABELS["input_px"]),
-                 alt.Tooltip("epochs:Q", title="epochs trained"), alt.Tooltip("hardware:N", title="trained on")])
-    points = base.mark_circle(size=140).encode(color=alt.Color("model:N", scale=COLORS, legend=None))
-    ring = base.transform_filter("datum.linked").mark_point(size=520, color="#d62728", strokeWidth=2.5)
-    labels = base.mark_text(dx=10, align="left", fontSize=12).encode(text="model:N")
-    st.altair_chart((points + ring + labels).properties(height=380), width="stretch")
+    tooltip = [alt.Tooltip("model:N"), alt.Tooltip("year:Q", title="year"),
+               alt.Tooltip("top1:Q", format=".2f", title=LABELS["top1"]),
+               alt.Tooltip("top5:Q", format=".2f", title=LABELS["top5"]),
+               alt.Tooltip("params_M:Q", format=".2f", title=LABELS["params_M"]),
+               alt.Tooltip("gmacs:Q", format=".3f", title=LABELS["gmacs"]),
+               alt.Tooltip("latency_ms:Q", format=".1f", title=LABELS["latency_ms"]),
+               alt.Tooltip("input_px:Q", title=LABELS["input_px"]),
+               alt.Tooltip("epochs:Q", title="epochs trained"), alt.Tooltip("hardware:N", title="trained on")]
+    chart, unnamed = ui.labelled_scatter(df, axis, "top1", LABELS[axis], LABELS["top1"], tooltip, COLORS, log_x=True,
+                                         ring="linked")
+    st.altair_chart(chart, width="stretch")
+    if unnamed:
+        st.caption(f"Too close to name on the chart (hover the dots): {', '.join(unnamed)}.")
     # short headers (the long ones are their tooltips), so that every column fits beside the sidebar at 1024 px
     SHORT = {"top1": "top-1 (%)", "top5": "top-5 (%)", "params_M": "params (M)", "gmacs": "GMACs",
              "latency_ms": "latency (ms)", "input_px": "input (px)"}
     FORMATS = {"top1": "%.2f", "top5": "%.2f", "params_M": "%.2f", "gmacs": "%.3f", "latency_ms": "%.1f",
                "input_px": "%d"}
     st.dataframe(df[["model", *SHORT]].rename(columns=SHORT), hide_index=True, width="stretch", column_config={
-        "model": st.column_config.TextColumn(width=120),
+        "model": st.column_config.TextColumn(width=150),
         **{SHORT[k]: st.column_config.NumberColumn(format=FORMATS[k], help=LABELS[k]) for k in SHORT}})
     st.caption(f"Latency: {lat['note']}. Parameters and GMACs are computed from the models, at each model's own "
                "input size (LeNet-5 reads 32 px images, the others 128 px). Epochs and training hardware are in the "
@@ -76,7 +74,7 @@ else:
     sel = curves[curves.metric == metric]
     st.altair_chart(alt.Chart(sel).mark_line(point=True).encode(
         x=alt.X("epoch:Q", title="epoch"), y=alt.Y("value:Q", title=METRICS[metric], scale=alt.Scale(zero=False)),
-        color=alt.Color("model:N", scale=COLORS, legend=alt.Legend(orient="bottom", title=None)),
+        color=alt.Color("model:N", scale=COLORS, legend=ui.model_legend()),
         tooltip=["model", "epoch", alt.Tooltip("value:Q", format=".4g", title=METRICS[metric])]).properties(height=400),
         width="stretch")
     st.caption(" ".join(["As logged after every epoch of training: val accuracy on the centre crop, as on the "
@@ -104,25 +102,23 @@ else:
             view = cdf[cdf["corruption"] == which]
         st.altair_chart(alt.Chart(view).mark_line(point=True).encode(
             x=alt.X("severity:O", title="severity (0 = clean)", axis=alt.Axis(labelAngle=0)),
-            y=alt.Y("top-1 (%):Q", title="top-1 on the corrupted slice (%)", scale=alt.Scale(domain=[0, 100])),
-            color=alt.Color("model:N", scale=COLORS, legend=alt.Legend(orient="bottom", title=None)),
+            y=alt.Y("top-1 (%):Q", title="top-1 on the corrupted images (%)", scale=alt.Scale(domain=[0, 100])),
+            color=alt.Color("model:N", scale=COLORS, legend=ui.model_legend()),
             tooltip=["model", "severity", alt.Tooltip("top-1 (%):Q", format=".1f")]).properties(height=380),
             width="stretch")
         if which != "mean over all":
             key = next(k for k, v in robustness.CORRUPTIONS.items() if v[0] == which)
             st.caption("Severities: " + "; ".join(f"{s}: {robustness.describe(key, s)}" for s in robustness.SEVERITIES))
         sdf = pd.DataFrame(summary)
-        base = alt.Chart(sdf).encode(
-            x=alt.X("year:Q", title="year", scale=alt.Scale(zero=False, padding=24), axis=alt.Axis(format="d")),
-            y=alt.Y("relative robustness:Q", title="corrupted top-1 / clean top-1",
-                    scale=alt.Scale(zero=False, padding=24)),
-            tooltip=["model", "year", alt.Tooltip("clean top-1 (%):Q", format=".1f"),
-                     alt.Tooltip("corrupted top-1 (%):Q", format=".1f"), alt.Tooltip("drop (points):Q", format=".1f"),
-                     alt.Tooltip("relative robustness:Q", format=".3f")])
         st.markdown("**Relative robustness against year**")
-        st.altair_chart((base.mark_circle(size=140).encode(color=alt.Color("model:N", scale=COLORS, legend=None))
-                         + base.mark_text(dx=10, align="left").encode(text="model:N")).properties(height=320),
-                        width="stretch")
+        chart, unnamed = ui.labelled_scatter(
+            sdf, "year", "relative robustness", "year", "corrupted top-1 / clean top-1",
+            ["model", "year", alt.Tooltip("clean top-1 (%):Q", format=".1f"),
+             alt.Tooltip("corrupted top-1 (%):Q", format=".1f"), alt.Tooltip("drop (points):Q", format=".1f"),
+             alt.Tooltip("relative robustness:Q", format=".3f")], COLORS, height=320, x_format="d")
+        st.altair_chart(chart, width="stretch")
+        if unnamed:
+            st.caption(f"Too close to name on the chart (hover the dots): {', '.join(unnamed)}.")
         st.dataframe(sdf[["model", "year", "clean top-1 (%)", "corrupted top-1 (%)", "drop (points)",
                           "relative robustness"]], hide_index=True, width="stretch", column_config={
                               "model": st.column_config.TextColumn(width=120),

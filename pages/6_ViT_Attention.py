@@ -47,7 +47,9 @@ def distance_chart(dist: torch.Tensor, uniform: float, what: str):
         x=alt.X("depth:Q", title=f"network depth ({what})", scale=alt.Scale(domain=[0.5, dist.shape[0] + 0.5]),
                 axis=alt.Axis(tickMinStep=1)),
         y=alt.Y("distance (px):Q", title="mean attention distance (px)", scale=alt.Scale(zero=True)),
-        color=alt.Color("head:N", legend=alt.Legend(orient="bottom", title=None)),
+        # one colour per head; a Mixer's token mixing has no heads, so no legend for it
+        color=(alt.Color("head:N", legend=alt.Legend(orient="bottom", title=None, columns=6))
+               if dist.shape[1] > 1 else alt.value("#4e79a7")),
         tooltip=["depth", "head", alt.Tooltip("distance (px):Q", format=".1f")])
     rule = alt.Chart(pd.DataFrame({"y": [uniform]})).mark_rule(strokeDash=[4, 4], color="grey").encode(y="y:Q")
     text = alt.Chart(pd.DataFrame({"y": [uniform], "t": ["uniform (attending everywhere)"]})).mark_text(
@@ -117,7 +119,7 @@ if vits:
             tiles = (tiles - tiles.min()) / (tiles.max() - tiles.min()).clamp(min=1e-12)
             import matplotlib
             rgb = matplotlib.colormaps["viridis"](tiles.numpy())[..., :3]
-            st.image(tile(rgb.astype(np.float32), columns=gw, pad=1, scale=4, background=1.0), width="stretch",
+            ui.image(tile(rgb.astype(np.float32), columns=gw, pad=1, scale=4, background=1.0),
                      caption="Position-embedding similarity (the ViT paper's Figure 7, centre): tile (r, c) shows how "
                              "similar the embedding of the patch at row r, column c is to every other patch's.")
         with right:

@@ -163,3 +163,23 @@ def test_cold_start_two_pages_at_once(chromium):
             finally:
                 for p in pages:
                     p.context.close()
+
+
+def test_the_whole_zoo_fits_at_1024(chromium, tiny_data, tmp_path_factory):
+    """All 14 architectures loaded (random weights, scored on the tiny data): the layouts built for
+    a few models must hold for the whole zoo (Classify's matrix, Compare's tables, legends and
+    scatter names, the token models' attention pages)."""
+    import random_zoo
+    zoo14 = random_zoo.build(tmp_path_factory.mktemp("zoo14"), tiny_data, per_class=1)
+    with B.serve(zoo14) as (url, _):
+        page = B.new_page(chromium, 1024)
+        try:
+            for path, marker in (("Classify", "of 14 models say"), ("Compare", "Two models side by side"),
+                                 ("ViT_Attention", "how far its token mixing reaches"),
+                                 ("Attributions", "Do the methods agree?")):
+                B.open_page(page, url, path)
+                text = check(page, url, f"/{path} with 14 models at 1024 px")
+                assert marker in text, f"/{path} with 14 models did not draw its results ({marker!r})"
+                B.screenshot(page, SHOTS / f"zoo14-{path}-1024.png", 1024)
+        finally:
+            page.context.close()
