@@ -113,8 +113,9 @@ def load_all(checkpoints_dir: Path | None = None, archs: list[str] | None = None
 
 
 def timeline(checkpoints_dir: Path | None = None) -> list[dict]:
-    """One row per architecture in historical order, with the predecessor it improved on."""
-    rows, prev = [], None
+    """One row per architecture in historical order, with the predecessor it improved on (the
+    architecture its `changed` text is written against, not simply the one before it)."""
+    rows = []
     st = status(checkpoints_dir)
     for spec in models.list_architectures():
         cost = arch_cost(spec.name)
@@ -123,13 +124,13 @@ def timeline(checkpoints_dir: Path | None = None) -> list[dict]:
             top1 = read_card(spec.name, checkpoints_dir or CHECKPOINTS).get("metrics", {}).get("val_top1")
         rows.append({
             "name": spec.name, "title": spec.title, "year": spec.year, "paper": spec.paper,
-            "key_idea": spec.key_idea, "changed": spec.changed, "predecessor": prev,
+            "key_idea": spec.key_idea, "changed": spec.changed,
+            "predecessor": models.get_spec(spec.builds_on).title if spec.builds_on else None,
             "params": cost["params"], "gmacs": cost["gmacs"], "input_size": cost["input_size"],
             "reported": spec.reported, "top1": top1, "trained": st[spec.name] is None,
             "deviations": spec.presets["explorer"].deviations, "penultimate": spec.penultimate,
             "pages": pages_for(spec.name, trained=st[spec.name] is None),
         })
-        prev = spec.title
     return rows
 
 

@@ -57,6 +57,7 @@ register(ArchSpec(
                 "https://papers.nips.cc/paper/4824-imagenet-classification-with-deep-convolutional-neural-networks"),
     key_idea="A large ConvNet trained on two GPUs with ReLUs, dropout, overlapping pooling and "
              "heavy augmentation cut ImageNet top-5 error from 26% to 15%: deep learning wins vision.",
+    builds_on="lenet5",
     changed="Scaled LeNet's convolution-and-pooling recipe up 1000x: ReLU instead of tanh, dropout "
             "in the fully connected layers, GPUs, and ImageNet-sized data.",
     reported=Reported(59.3, 81.8, "60M", "Table 2, one CNN, ILSVRC-2012 val (40.7% / 18.2% error)"),

@@ -46,6 +46,7 @@ register(ArchSpec(
                 "Covariate Shift", "S. Ioffe, C. Szegedy", "ICML 2015", "https://arxiv.org/abs/1502.03167"),
     key_idea="Normalising activations over each mini-batch lets networks train with much higher "
              "learning rates and far less care over initialisation.",
+    builds_on="vgg16",
     changed="The same conv-pool stack as VGG, but every convolution is followed by batch norm: "
             "depth stops being a training-stability problem.",
     reported=Reported(None, None, "1.2M (this net)", "-",

@@ -35,6 +35,7 @@ register(ArchSpec(
                 "CVPR 2017 (arXiv 1608.06993, 2016)", "https://arxiv.org/abs/1608.06993"),
     key_idea="Every layer sees the concatenated outputs of all earlier layers in its block and adds "
              "a few new maps: maximal feature reuse with few parameters.",
+    builds_on="resnet34",
     changed="ResNet adds a shortcut to the output; DenseNet concatenates every earlier output, "
             "so 121 layers need only 8M parameters.",
     reported=Reported(74.98, 92.29, "8.0M", "Table 3, single-crop, ILSVRC-2012 val (25.02% / 7.71% error)"),

@@ -118,7 +118,7 @@ register(ArchSpec(
                 "http://yann.lecun.com/exdb/publis/pdf/lecun-98.pdf"),
     key_idea="Convolutions with shared weights and sub-sampling, trained end to end by "
              "backpropagation, replace hand-designed feature extractors.",
-    changed="The starting point: earlier nets used hand-crafted features or fully connected layers.",
+    changed="Before it, recognisers read hand-crafted features, or fed every pixel to fully connected layers.",
     reported=Reported(None, None, "60k", "MNIST",
                       "Not an ImageNet model: 0.95% test error on MNIST (0.8% with distortions)."),
     builder=lenet5,

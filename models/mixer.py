@@ -37,6 +37,7 @@ register(ArchSpec(
                 "https://arxiv.org/abs/2105.01601"),
     key_idea="Only MLPs: one mixes information across patches, the other across channels. No "
              "convolution, no attention, and still competitive at scale.",
+    builds_on="vit",
     changed="ViT's self-attention is replaced by a fixed-size MLP across tokens: mixing patches "
             "no longer depends on the input.",
     reported=Reported(76.44, None, "59M (Mixer-B/16)",

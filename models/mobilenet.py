@@ -33,6 +33,7 @@ register(ArchSpec(
                 "https://arxiv.org/abs/1801.04381"),
     key_idea="Inverted residual blocks with depthwise convolutions and linear bottlenecks: "
              "near-ResNet accuracy at a tenth of the compute, built for phones.",
+    builds_on="resnet34",
     changed="ResNet's wide-narrow-wide bottleneck is inverted (narrow-wide-narrow), the 3x3 conv "
             "becomes depthwise, and the last ReLU of each block is removed.",
     reported=Reported(72.0, None, "3.4M", "Table 4, 224 px, 300M multiply-adds"),

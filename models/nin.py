@@ -59,6 +59,7 @@ register(ArchSpec(
                 "https://arxiv.org/abs/1312.4400"),
     key_idea="Micro-networks (1x1 convolutions) inside each convolution layer, and global average "
              "pooling instead of fully connected layers: far fewer parameters, readable class maps.",
+    builds_on="alexnet",
     changed="AlexNet's 58M-parameter fully connected classifier disappears: 1x1 convs add depth "
             "cheaply and global average pooling maps each class map straight to a score.",
     reported=Reported(None, None, "7.6M (ImageNet model)", "CIFAR-10",

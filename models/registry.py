@@ -58,7 +58,7 @@ class ArchSpec:
     family: str               # file in models/, e.g. "alexnet"
     paper: Paper
     key_idea: str
-    changed: str              # what changed from its predecessor
+    changed: str              # what changed from its predecessor (`builds_on`)
     reported: Reported
     builder: Callable
     presets: dict[str, Preset]
@@ -67,6 +67,7 @@ class ArchSpec:
     # the building block(s) the Anatomy page draws, traced from the modules: (module path, caption).
     # A path may end in a slice of its children: "[a:b]", or "[:Type]" for "up to the first Type".
     blocks: tuple[tuple[str, str], ...] = ()
+    builds_on: str | None = None      # the architecture `changed` is written against (registry key)
 
     def preset(self, name: str) -> Preset:
         if name not in self.presets:

@@ -36,6 +36,7 @@ register(ArchSpec(
     paper=PAPER, blocks=_BLOCK,
     key_idea="Identity shortcuts: each block learns a residual added to its input, so very deep "
              "networks train as easily as shallow ones.",
+    builds_on="vgg16",
     changed="VGG-style 3x3 stacks gain batch norm and a shortcut around every pair of convs; the "
             "fully connected layers go (global average pooling, as in NiN and GoogLeNet).",
     reported=Reported(72.12, None, "11.7M", "Table 2, 10-crop testing, ILSVRC-2012 val (27.88% top-1 error)"),
@@ -49,6 +50,7 @@ register(ArchSpec(
     paper=PAPER, blocks=_BLOCK,
     key_idea="The same residual blocks, twice as deep: where a plain 34-layer net is worse than "
              "an 18-layer one, the residual 34-layer net is better.",
+    builds_on="resnet18",
     changed="ResNet-18's stages deepened from (2, 2, 2, 2) to (3, 4, 6, 3) blocks.",
     reported=Reported(75.48, 92.54, "21.8M", "Table 3, ResNet-34 B, 10-crop testing (24.52% / 7.46% error)"),
     builder=resnet,

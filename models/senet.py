@@ -48,6 +48,7 @@ register(ArchSpec(
                 "CVPR 2018 / TPAMI 2019 (arXiv 1709.01507, 2017)", "https://arxiv.org/abs/1709.01507"),
     key_idea="Each block squeezes its channels to a vector, passes it through a tiny bottleneck MLP "
              "and rescales every channel by a learned gate: attention over channels.",
+    builds_on="resnet18",
     changed="ResNet-18 with a squeeze-and-excitation gate (reduction 16) inside every residual "
             "block; about 0.1M more parameters.",
     reported=Reported(None, None, "11.8M (this net)", "-",

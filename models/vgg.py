@@ -43,6 +43,7 @@ register(ArchSpec(
                 "https://arxiv.org/abs/1409.1556"),
     key_idea="Stacks of small 3x3 convolutions, 16 weight layers deep: depth, not clever filter "
              "shapes, is what buys accuracy.",
+    builds_on="alexnet",
     changed="AlexNet's mix of 11x11, 5x5 and 3x3 filters becomes only 3x3, and depth doubles "
             "from 8 to 16 weight layers.",
     reported=Reported(74.4, 91.9, "138M",

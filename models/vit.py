@@ -41,6 +41,7 @@ register(ArchSpec(
                 "A. Dosovitskiy et al.", "ICLR 2021 (arXiv 2010.11929, 2020)", "https://arxiv.org/abs/2010.11929"),
     key_idea="Images as sequences of 16x16 patch tokens fed to a plain Transformer: global "
              "self-attention from the first layer, and no convolutional inductive bias.",
+    builds_on="resnet34",
     changed="Convolutions and pooling are gone: after one linear patch projection every layer is "
             "self-attention plus an MLP over all patches at once.",
     reported=Reported(77.9, None, "86M (ViT-B/16)",

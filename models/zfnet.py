@@ -45,6 +45,7 @@ register(ArchSpec(
                 "ECCV 2014 (arXiv 1311.2901, 2013)", "https://arxiv.org/abs/1311.2901"),
     key_idea="Deconvnet visualisations show what each layer learns; reading them, the authors "
              "shrank AlexNet's first-layer stride and filter size and won ILSVRC 2013.",
+    builds_on="alexnet",
     changed="AlexNet's 11x11 stride-4 conv1 becomes 7x7 stride 2 and conv2 gets stride 2, "
             "removing the aliasing and dead filters the visualisations revealed.",
     reported=Reported(61.6, 83.5, "~60M (not stated exactly)",

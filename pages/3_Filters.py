@@ -43,7 +43,7 @@ epoch = None
 if snaps:
     epochs = [e for e, _ in snaps]
     epoch = st.select_slider("Training epoch", options=epochs, value=epochs[-1], key="filters-epoch",
-                             help="First-layer kernels saved by scripts/train.py during training.")
+                             help="First-layer kernels saved by the trainer during training.")
     w = dict(snaps)[epoch].float()
 grid, idx = filter_grid(w, sort)
 ratio = structure_ratio(w)
@@ -71,9 +71,9 @@ if snaps:
         tooltip=["epoch", alt.Tooltip("structure (x random init):Q", format=".2f")]).properties(height=220),
         width="stretch")
 else:
-    st.caption("This checkpoint was trained before the trainer kept first-layer snapshots; one trained with the "
-               "current `scripts/train.py` ships them, and this page then steps through epochs 0, 1, 2, 5, 10, 20, "
-               "40 and the last.")
+    st.caption("This checkpoint was trained before the trainer kept first-layer snapshots, so only its final kernels "
+               "can be shown; a model trained now keeps them at epochs 0, 1, 2, 5, 10, 20, 40 and the last, and "
+               "this page then steps through them.")
 
 if every:
     st.subheader("Every shipped model's first layer")

@@ -218,7 +218,7 @@ ta, tb = table(first, preset, 10), table(second, preset, 10)
 pairs = anatomy.align(ta.rows, tb.rows)
 st.markdown(f"A = **{specs[first].title}** ({ta.params:,} params, {ta.macs / 1e9:.3f} GMACs), "
             f"B = **{specs[second].title}** ({tb.params:,} params, {tb.macs / 1e9:.3f} GMACs), both {preset}.")
-if names.index(second) == names.index(first) + 1:
+if specs[second].builds_on == first:
     st.markdown(f"**What changed.** {specs[second].changed}")
 counts = anatomy.align_counts(pairs)
 if anatomy.comparable(pairs):

@@ -137,3 +137,14 @@ def test_gmacs_are_computed():
 def test_gmacs_count_attention():
     """ViT-B/16 is 17.6 GMACs with its attention matrix products counted (fused kernels hide them)."""
     assert gmacs(models.create("vit", "paper", num_classes=1000)) == pytest.approx(17.56, abs=0.02)
+
+
+def test_each_architecture_builds_on_an_earlier_one():
+    """Home's "What changed since X" names the architecture the text is written against."""
+    specs = {s.name: s for s in models.list_architectures()}
+    for s in specs.values():
+        if s.name == "lenet5":
+            assert s.builds_on is None
+            continue
+        assert s.builds_on in specs and specs[s.builds_on].year <= s.year, s.name
+    assert specs["se_resnet18"].builds_on == "resnet18" and specs["mlp_mixer"].builds_on == "vit"
