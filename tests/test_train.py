@@ -403,3 +403,26 @@ def test_train_zoo_stops_runs_at_its_deadline(tiny_data, tmp_path):
     assert took < 25 + 5, took
     assert "time is up" in out and st["runs"][0]["state"] == "stopped"
     assert st["runs"][0]["epochs_done"] < 500
+
+
+def test_device_zoo_trains_in_the_background_and_hands_back_what_is_finished(tiny_data, tmp_path):
+    """scripts/device_zoo.sh: `start` returns at once with the zoo training in its own session;
+    `fetch` waits for a finished run and bundles its checkpoint into $OUT as tar parts."""
+    import io
+    import tarfile
+    env = {**os.environ, "VH_ZOO_DATA": str(tiny_data), "VH_ZOO_RUNS": str(tmp_path / "runs"),
+           "OUT": str(tmp_path / "out"), "PYTHON": sys.executable, "OMP_NUM_THREADS": "1", "VH_ZOO_WAIT_S": "300"}
+    flags = ["--archs", "lenet5", "--epochs", "1", "--export", str(tmp_path / "ck"), *TINY]
+    script = str(REPO / "scripts" / "device_zoo.sh")
+    t0 = time.time()
+    r = subprocess.run(["bash", script, "start", *flags], env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "started train_zoo.py" in r.stdout, r.stderr
+    assert time.time() - t0 < 30                                   # it does not wait for the training
+    r = subprocess.run(["bash", script, "fetch", *flags], env=env, capture_output=True, text=True, timeout=400)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "bundled lenet5" in r.stdout
+    parts = sorted((tmp_path / "out").glob("zoo-*.tar.part*"))
+    names = tarfile.open(fileobj=io.BytesIO(b"".join(p.read_bytes() for p in parts))).getnames()
+    assert "checkpoints/lenet5/card.json" in names and "runs/lenet5-explorer/metrics.csv" in names
+    r = subprocess.run(["bash", script, "fetch", *flags], env=env, capture_output=True, text=True, timeout=400)
+    assert "bundled no checkpoints" in r.stdout and "has ended" in r.stdout   # nothing is handed back twice
