@@ -182,7 +182,8 @@ def test_augment_identity_when_disabled(tiny_data):
     assert torch.equal(augment.apply_ops(x, torch.full((16,), ident), torch.rand(16)), x)
     assert augment.random_erase(x, 0.0) is x
     # make_batch with augment none and erase 0 is exactly crop + flip + normalise, as before
-    cfg = train.parse_config(["--arch", "lenet5", "--channels_last", "false", "--mixup", "0", "--cutmix", "0"])
+    cfg = train.parse_config(["--arch", "lenet5", "--channels_last", "false", "--mixup", "0", "--cutmix", "0",
+                              "--augment", "none", "--erase", "0"])
     u8 = x.to(torch.uint8)
     idx = torch.arange(16)
     torch.manual_seed(0)
@@ -294,7 +295,7 @@ def test_stem_init_std_draws_the_first_layer_as_the_papers_did(tiny_data, tmp_pa
     st = torch.load(tmp_path / "alexnet-explorer" / "state.pt", map_location="cpu", weights_only=True)
     w0 = st["filters"][0].float()
     assert abs(float(w0.std()) - 0.01) < 0.001 and abs(float(w0.mean())) < 0.001
-    kaiming = float(models.create("alexnet").stem.weight.std())   # what it would be without the option
+    kaiming = float(models.create("alexnet").stem.weight.detach().std())   # what it would be without the option
     assert kaiming > 0.02
     with pytest.raises(SystemExit):
         train.check_config(train.parse_config(["--arch", "alexnet", "--stem_init_std", "-1"]))
