@@ -186,13 +186,14 @@ def agreement(maps: dict[str, torch.Tensor], grid: int = AGREEMENT_GRID) -> list
 
     Each map counts evidence for the class as larger (signed maps as they are: evidence
     against is lowest), so a method that puts the class on the ball and one that puts it on
-    the grass above it come out near 0 or below."""
+    the grass above it come out near 0 or below. A pair with a flat map gets None."""
     ranks = {k: region_ranks(m, grid) for k, m in maps.items()}
     out, keys = [], list(ranks)
     for i, a in enumerate(keys):
         for b in keys[i + 1:]:
             ra, rb = ranks[a] - ranks[a].mean(), ranks[b] - ranks[b].mean()
-            rho = float((ra * rb).sum() / (ra.norm() * rb.norm()).clamp(min=1e-12))
+            # a flat map (every region alike) ranks nothing: no correlation, rather than 0
+            rho = float((ra * rb).sum() / (ra.norm() * rb.norm())) if ra.norm() > 0 and rb.norm() > 0 else None
             out.append({"a": a, "b": b, "rho": rho})
     return out
 
@@ -203,6 +204,22 @@ def gradcam_grid(model, x: torch.Tensor) -> tuple[int, int]:
         return patch_grid(model)
     with zoo.using():
         return cam_layer(model, x)[1]
+
+
+def gradcam_reach(model, arch: str, x: torch.Tensor) -> float | None:
+    """The receptive field (input pixels; inf: the whole image) of the units in the map Grad-CAM
+    works on, from the Anatomy page's per-layer table; None for token models, whose every token
+    sees every other."""
+    if is_token_model(model):
+        return None
+    from explorer import anatomy
+    with zoo.using():
+        layer, _ = cam_layer(model, x)
+    name = next(n for n, m in model.named_modules() if m is layer)
+    # the module's own row, or (a block's rows carry none) the last of its sub-layers
+    rows = [r for r in anatomy.table(arch, "explorer", 10).rows
+            if (r.name == name or r.name.startswith(name + ".")) and r.rf is not None]
+    return rows[-1].rf if rows else None
 
 
 def robust_max(m: torch.Tensor) -> float:

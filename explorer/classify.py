@@ -83,7 +83,7 @@ def matrix_rows(results: list[Result], years: dict[str, int] | None = None) -> l
     out = []
     for r in results:
         label = f"{r.title} ({years[r.arch]})" if years and r.arch in years else r.title
-        best = int(np.argmax(r.probs))
+        best = data.NAMES.index(r.top[0][0])   # the answer agreement() counts, ties included
         for c, p in enumerate(r.probs):
             out.append({"model": label, "arch": r.arch, "class": data.NAMES[c], "probability": p,
                         "percent": round(100 * p), "top1": c == best})

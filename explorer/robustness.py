@@ -137,5 +137,5 @@ def rows(table: dict, titles: dict[str, str], years: dict[str, int]) -> tuple[li
         summary.append({"model": titles.get(arch, arch), "arch": arch, "year": years.get(arch),
                         "clean top-1 (%)": clean, "corrupted top-1 (%)": round(mean, 2),
                         "drop (points)": round(clean - mean, 2),
-                        "relative robustness": round(mean / clean, 3) if clean else None})
+                        "relative robustness": round(mean / clean, 3) if clean else float("nan")})
     return curve, summary

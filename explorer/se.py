@@ -79,7 +79,12 @@ def difference_sentence(rows_a: list[dict], rows_b: list[dict]) -> str:
     for a, b in zip(rows_a, rows_b):
         per_block.setdefault(a["block"], []).append(abs(a["gate"] - b["gate"]))
     mean = {blk: sum(v) / len(v) for blk, v in per_block.items()}
-    most, least = max(mean, key=mean.get), min(mean, key=mean.get)
-    listing = ", ".join(f"{blk}: {v:.2f}" for blk, v in mean.items())
-    return (f"The two images' gates differ most in block {most} and least in block {least} "
-            f"(mean absolute difference per block: {listing}).")
+    shown = {blk: round(v, 2) for blk, v in mean.items()}   # ties as the reader sees them, to 2 decimals
+
+    def blocks(value: float) -> str:
+        tied = [str(blk) for blk, v in shown.items() if v == value]
+        return f"block {tied[0]}" if len(tied) == 1 else "blocks " + " and ".join([", ".join(tied[:-1]), tied[-1]])
+
+    listing = ", ".join(f"{blk}: {v:.2f}" for blk, v in shown.items())
+    return (f"The two images' gates differ most in {blocks(max(shown.values()))} and least in "
+            f"{blocks(min(shown.values()))} (mean absolute difference per block: {listing}).")

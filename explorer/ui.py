@@ -138,6 +138,11 @@ def labelled_scatter(df, x: str, y: str, x_title: str, y_title: str, tooltip: li
     return alt.layer(*layers).properties(height=height), hidden
 
 
+def height_with_legend(plot: int, models: int) -> int:
+    """A chart's height with room for model_legend's rows (Streamlit fits the legend inside it)."""
+    return plot + 60 + 24 * ((models + 3) // 4)
+
+
 def macs_text(gmacs: float) -> str:
     """0.265 -> '0.265 GMACs', 0.00065 -> '0.65 MMACs' (LeNet-5 is too small for GMACs)."""
     return f"{gmacs:.3f} GMACs" if gmacs >= 0.01 else f"{gmacs * 1000:.2f} MMACs"
@@ -289,7 +294,7 @@ def image_inputs(key: str, multiple: bool = True, default: list[str] | None = No
     return out if multiple else out[:1]
 
 
-MAX_ZOOM = 2.0   # an image is drawn at most this many times its own pixel width: larger is only a blur
+MAX_ZOOM = 1.5   # an image is drawn at most this many times its own pixel width: larger is only a blur
 
 
 def natural_width(img) -> int:

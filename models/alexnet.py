@@ -66,13 +66,15 @@ register(ArchSpec(
         "paper": Preset(227, {"input_size": 227, "fc_width": 4096}, deviations=(
             "One tower: conv2, conv4, conv5 see all channels of the layer below (the paper split "
             "them across two GPUs).",
-            "Kaiming-normal initialisation instead of N(0, 0.01) with unit biases.",
+            "Kaiming-normal initialisation instead of N(0, 0.01) with unit biases (the training recipe "
+            "draws conv1 from N(0, 0.01) again, as the paper did).",
         )),
         "explorer": Preset(128, {"input_size": 128, "fc_width": 1024}, deviations=(
             "One tower: conv2, conv4, conv5 see all channels of the layer below (the paper split "
             "them across two GPUs).",
-            "Kaiming-normal initialisation instead of N(0, 0.01) with unit biases.",
-            "128 px input instead of 227 px, so conv5 ends at 2x2 instead of 6x6.",
+            "Kaiming-normal initialisation instead of N(0, 0.01) with unit biases (the training recipe "
+            "draws conv1 from N(0, 0.01) again, as the paper did).",
+            "128 px input instead of 227 px, so conv5 gives 6x6 maps instead of 13x13 and pool5 2x2 instead of 6x6.",
             "fc6/fc7 have 1024 units instead of 4096, to keep the zoo small.",
         )),
     },

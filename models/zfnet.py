@@ -35,7 +35,8 @@ def zfnet(num_classes: int = 10, in_chans: int = 3, input_size: int = 224, fc_wi
 
 _DEV = (
     "Contrast normalisation across feature maps is AlexNet's LRN (n=5, k=2, alpha=1e-4, beta=0.75).",
-    "Kaiming-normal initialisation instead of N(0, 0.01).",
+    "Kaiming-normal initialisation instead of N(0, 0.01) (the training recipe draws conv1 from "
+    "N(0, 0.01) again, as the paper did).",
 )
 
 register(ArchSpec(

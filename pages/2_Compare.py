@@ -73,12 +73,15 @@ else:
                           key="cmp-metric")
     sel = curves[curves.metric == metric]
     st.altair_chart(alt.Chart(sel).mark_line(point=True).encode(
-        x=alt.X("epoch:Q", title="epoch"), y=alt.Y("value:Q", title=METRICS[metric], scale=alt.Scale(zero=False)),
+        x=alt.X("epoch:Q", title="epoch", axis=alt.Axis(format="d", tickMinStep=1)),
+        y=alt.Y("value:Q", title=METRICS[metric], scale=alt.Scale(zero=False)),
         color=alt.Color("model:N", scale=COLORS, legend=ui.model_legend()),
-        tooltip=["model", "epoch", alt.Tooltip("value:Q", format=".4g", title=METRICS[metric])]).properties(height=400),
+        tooltip=["model", "epoch", alt.Tooltip("value:Q", format=".4g", title=METRICS[metric])]).properties(
+            height=ui.height_with_legend(320, sel["model"].nunique())),
         width="stretch")
     st.caption(" ".join(["As logged after every epoch of training: val accuracy on the centre crop, as on the "
-                         "cards (runs tuned on a held-out slice of train log that slice instead and never read val).",
+                         "cards (a run tuned on a held-out slice of train logs its accuracy on that slice instead, "
+                         "and never reads val).",
                          *curve_vs_card(loaded, zoo.training_curves())]))
 
 # --- robustness -------------------------------------------------------------------------
@@ -102,9 +105,10 @@ else:
             view = cdf[cdf["corruption"] == which]
         st.altair_chart(alt.Chart(view).mark_line(point=True).encode(
             x=alt.X("severity:O", title="severity (0 = clean)", axis=alt.Axis(labelAngle=0)),
-            y=alt.Y("top-1 (%):Q", title="top-1 on the corrupted images (%)", scale=alt.Scale(domain=[0, 100])),
+            y=alt.Y("top-1 (%):Q", title="corrupted top-1 (%)", scale=alt.Scale(domain=[0, 100])),
             color=alt.Color("model:N", scale=COLORS, legend=ui.model_legend()),
-            tooltip=["model", "severity", alt.Tooltip("top-1 (%):Q", format=".1f")]).properties(height=380),
+            tooltip=["model", "severity", alt.Tooltip("top-1 (%):Q", format=".1f")]).properties(
+                height=ui.height_with_legend(300, view["model"].nunique())),
             width="stretch")
         if which != "mean over all":
             key = next(k for k, v in robustness.CORRUPTIONS.items() if v[0] == which)
@@ -129,7 +133,8 @@ else:
                               "drop (points)": st.column_config.NumberColumn("drop (points)", format="%.1f"),
                               "relative robustness": st.column_config.NumberColumn(
                                   "corrupted / clean", format="%.3f", help="relative robustness: 1.0 is no loss")})
-        st.caption(f"On the first {table.get('per_class')} val images of each class ({table.get('images')} images, so "
+        n = table.get("per_class")
+        st.caption(f"On the first {n} val image{'s' if n != 1 else ''} of each class ({table.get('images')} images, so "
                    "the clean figures differ a little from the cards' whole-split ones), each corrupted at three "
                    "severities; relative robustness is the mean top-1 over every corruption and severity divided by the "
                    "clean top-1 on the same images (1.0: no loss at all). Read it with the drop: a weak model close to "
@@ -191,4 +196,4 @@ if a != b:
                 st.caption(f"true: **{item['true']}**  \n{ui.title_of(loaded, a)}: {item['a']}  \n"
                            f"{ui.title_of(loaded, b)}: {item['b']}")
     elif d.get("reason"):
-        st.info(d["reason"], icon=":material/info:")
+        st.info(d["reason"][:1].upper() + d["reason"][1:], icon=":material/info:")

@@ -108,10 +108,10 @@ for col, title, (d, i) in ((left, f"{card.get('title', arch)}, {indexed[arch].me
                            (right, "raw pixels (32x32x3)", (pdist, pidx))):
     with col:
         st.subheader(title)
-        cols = st.columns(4)
+        cols = st.columns(3)   # three a row: a class name and its distance fit under each at 1024 px
         for n, (dd, ii) in enumerate(zip(d[0].tolist(), i[0].tolist())):
-            with cols[n % 4]:
+            with cols[n % 3]:
                 path = root / gal.files[ii] if full and root is not None else None
                 img = str(path) if path is not None and path.exists() else retrieval.thumb_image(gal.thumbs, ii)
                 ui.image(img)
-                st.caption(f"{data.NAMES[int(gal.labels[ii])]} · {dd:.2f}")
+                st.caption(f"{data.NAMES[int(gal.labels[ii])]}  \n{dd:.2f}")

@@ -53,7 +53,7 @@ def distance_chart(dist: torch.Tensor, uniform: float, what: str):
         tooltip=["depth", "head", alt.Tooltip("distance (px):Q", format=".1f")])
     rule = alt.Chart(pd.DataFrame({"y": [uniform]})).mark_rule(strokeDash=[4, 4], color="grey").encode(y="y:Q")
     text = alt.Chart(pd.DataFrame({"y": [uniform], "t": ["uniform (attending everywhere)"]})).mark_text(
-        align="left", dx=4, dy=-6, color="grey").encode(y="y:Q", x=alt.value(0), text="t:N")
+        align="right", dx=-4, dy=-6, color="grey").encode(y="y:Q", x=alt.value("width"), text="t:N")
     return (points + rule + text).properties(height=300)
 
 

@@ -1,13 +1,15 @@
 """Attributions with Captum: which pixels made two models decide, each map on a readable scale."""
 from __future__ import annotations
 
+import math
+
 import pandas as pd
 import streamlit as st
 import torch
 
 from explorer import ui, zoo
-from explorer.attribution import (AGREEMENT_GRID, METHODS, agreement, attribute, colorbar, gradcam_grid, overlay,
-                                  robust_scale)
+from explorer.attribution import (AGREEMENT_GRID, METHODS, agreement, attribute, colorbar, gradcam_grid,
+                                  gradcam_reach, overlay, robust_scale)
 from explorer.classify import tensor_preview
 from models import data
 
@@ -47,6 +49,15 @@ if not images:
 item = images[0]
 target_class = fixed
 
+
+
+@st.cache_data(show_spinner=False)
+def reach(arch: str) -> float | None:
+    """Receptive field of the units Grad-CAM reads (the same for every image)."""
+    model, _ = loaded[arch]
+    return gradcam_reach(model, arch, data.preprocess(images[0].image, model.input_size, model.in_chans))
+
+
 results, bar = {}, st.progress(0.0, text="Attributing...")
 total = len(chosen) * len(methods)
 for i, arch in enumerate(chosen):
@@ -82,6 +93,12 @@ for method in methods:
             if method == "gradcam":
                 gh, gw = gradcam_grid(loaded[arch][0], results[arch]["x"])
                 extra = f"; computed on a {gh}x{gw} grid"
+                rf = reach(arch)
+                if rf is not None:
+                    size = results[arch]["x"].shape[-1]
+                    extra += (" whose units each see the whole image" if math.isinf(rf) else
+                              f" whose units each see {rf:g} px" + (f" (more than the {size} px input)"
+                                                                     if rf >= size else ""))
             shown = overlay(base, m, meta.signed)
             k = max(1, 256 // shown.shape[0])                  # shown at 256 px, pixels kept sharp
             shown = shown.repeat(k, 0).repeat(k, 1)
@@ -110,13 +127,19 @@ if len(methods) > 1:
         **{ui.title_of(loaded, arch): st.column_config.NumberColumn(format="%.2f") for arch in chosen}})
     lines = []
     for arch in chosen:
-        worst = min(pairs[arch], key=lambda p: p["rho"])
-        best = max(pairs[arch], key=lambda p: p["rho"])
+        defined = [p for p in pairs[arch] if p["rho"] is not None]
+        if len(defined) < 2:
+            lines.append(f"{ui.title_of(loaded, arch)}: too many of its maps are flat (the same everywhere) to "
+                         "compare.")
+            continue
+        worst = min(defined, key=lambda p: p["rho"])
+        best = max(defined, key=lambda p: p["rho"])
         lines.append(f"{ui.title_of(loaded, arch)}: {METHODS[best['a']].label} and {METHODS[best['b']].label} agree "
                      f"most (ρ = {best['rho']:.2f}), {METHODS[worst['a']].label} and {METHODS[worst['b']].label} least "
                      f"(ρ = {worst['rho']:.2f}).")
     st.markdown("  \n".join(lines))
-    st.caption(f"Spearman's rank correlation of two maps over a {AGREEMENT_GRID}x{AGREEMENT_GRID} split of the image: "
+    st.caption(f"Spearman's rank correlation of two maps over an {AGREEMENT_GRID}x{AGREEMENT_GRID} split of the image "
+               "(empty where a map is flat, the same everywhere): "
                "1, both methods rank the regions alike; 0, unrelated; below 0, one puts the evidence where the other "
                "puts the least. Attribution methods often disagree: each answers a different question. Occlusion "
                "is the most direct (it covers each patch and scores the image again); the gradient methods follow "

@@ -103,7 +103,7 @@ with shapes_tab:
                  height=height, column_config={
                      "#": st.column_config.NumberColumn(width=40),
                      "layer": st.column_config.TextColumn(width=110),
-                     "type": st.column_config.TextColumn(width=230),
+                     "type": st.column_config.TextColumn(width=250),
                      "output": st.column_config.TextColumn("output (C x H x W)", width=120),
                      "receptive field": st.column_config.TextColumn(width=110)})
 with cost_tab:

@@ -161,7 +161,7 @@ def hidden_columns(page) -> list[str]:
     }""")
 
 
-def blown_up_images(page, zoom: float = 2.05) -> list[str]:
+def blown_up_images(page, zoom: float = 1.55) -> list[str]:
     """Pictures drawn more than `zoom` times wider than their own pixels: a blur, not detail."""
     return page.evaluate(f"""() => {{
         const out = [];

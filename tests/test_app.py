@@ -273,7 +273,7 @@ def test_retrieval_labels_and_neighbours(app_checkpoints):
     assert not any("-image-gallery neighbours" in c.value for c in at.caption)
     assert any("Searching the 30 images takes" in c.value and "(median of 5)" in c.value for c in at.caption)
     assert any("Under each image: its class and its Euclidean distance" in m.value for m in at.markdown)
-    assert sum(bool(re.search(r" · [0-9]+\.[0-9]{2}$", c.value)) for c in at.caption) == 2 * k   # labelled
+    assert sum(bool(re.search(r"\n[0-9]+\.[0-9]{2}$", c.value)) for c in at.caption) == 2 * k   # labelled
     at.radio(key="retr-metric").set_value("cosine").run()
     assert_clean(at)
 

@@ -294,3 +294,25 @@ def test_method_agreement_ranks_regions():
     assert rho[("m", "neg")] == pytest.approx(-1.0)
     assert rho[("m", "corner")] < 0.2
     assert rho[("m", "cam")] > 0.5 and rho[("neg", "cam")] < -0.5       # ties share their ranks
+    flat = agreement({"m": centre, "flat": torch.zeros(64, 64)})
+    assert flat[0]["rho"] is None                                          # nothing ranked, no correlation
+
+
+def test_matrix_outlines_the_answer_the_vote_counts():
+    """A model that gives two classes the same probability (a random network does) is outlined on
+    the answer the "n of m models say" sentence counts, not on another of the tied classes."""
+    from explorer.classify import Result, agreement, matrix_rows
+    probs = [0.0] * 10
+    probs[0] = probs[8] = 0.5                                   # tench and golf ball tie
+    r = Result("m", "M", [(data.NAMES[8], 0.5), (data.NAMES[0], 0.5)], probs, 128, 3)
+    outlined = [row["class"] for row in matrix_rows([r]) if row["top1"]]
+    assert outlined == [agreement([r])["label"]] == [data.NAMES[8]]
+
+
+def test_gradcam_reach_is_the_receptive_field_of_its_map():
+    """AlexNet's Grad-CAM reads conv5's ReLU: conv3 to conv5 (3x3, 16 px apart) see 99, 131 and 163 px."""
+    from explorer.attribution import gradcam_reach
+    x = torch.zeros(1, 3, 128, 128)
+    assert gradcam_reach(models.create("alexnet").eval(), "alexnet", x) == 163
+    assert gradcam_reach(models.create("resnet18").eval(), "resnet18", x) > 128     # its last stage sees it all
+    assert gradcam_reach(models.create("vit").eval(), "vit", x) is None
