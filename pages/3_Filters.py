@@ -54,7 +54,8 @@ stride = getattr(model.stem, "stride", ("?",))[0]
 st.caption(f"Layer `{model.stem_path}` ({type(model.stem).__name__}, stride {stride})."
            + (" A patch embedding: each kernel is one linear projection of a 16x16 patch." if "patch" in model.stem_path
               or "stem.proj" in model.stem_path else ""))
-st.image(grid, width=min(900, grid.shape[1] * 2))
+k = max(1, min(2, 900 // grid.shape[1]))   # kernels magnified with sharp pixels, not the browser's blur
+st.image(grid.repeat(k, 0).repeat(k, 1), width=min(900, grid.shape[1] * k))
 st.markdown(f"**Structure:** these kernels hold **{ratio:.1f}x** the low-frequency energy of random kernels of the "
             f"same shape, {verdict(ratio)}."
             + ("" if ratio >= 1.3 or epoch is not None else
