@@ -43,7 +43,7 @@ class Gallery:
 @dataclass
 class Index:
     arch: str
-    feats: torch.Tensor       # (N, D) float32 (stored fp16)
+    feats: torch.Tensor       # (N, D) float32 (stored int8 with a scale per row; fp16 in older files)
     weights_sha256: str
     meta: dict
 
@@ -74,8 +74,20 @@ def load_gallery(path: Path) -> Gallery:
     return Gallery(torch.from_numpy(np.stack(thumbs)).permute(0, 3, 1, 2).contiguous(), labels, files)
 
 
+def quantize_rows(feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, D) int8 and an (N, 1) float32 scale per row (its largest |value| / 127): a quarter of
+    float32 and half of fp16, which the whole zoo's indexes need to fit the checkpoint budget."""
+    scale = feats.float().abs().amax(1, keepdim=True).clamp(min=1e-12) / 127
+    return (feats.float() / scale).round().clamp(-127, 127).to(torch.int8), scale
+
+
+def dequantize_rows(q: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    return q.float() * scale.float()
+
+
 def save_index(path: Path, card: dict, feats: torch.Tensor, meta: dict) -> None:
-    sidecar.save(path, {"feats": feats.half()}, card, meta)
+    q, scale = quantize_rows(feats)
+    sidecar.save(path, {"feats_int8": q, "feats_scale": scale}, card, meta)
 
 
 def load_index(path: Path, card: dict) -> Index:
@@ -88,7 +100,9 @@ def load_index(path: Path, card: dict) -> Index:
                                      f"rebuild it with `python scripts/build_index.py --arch {card['arch']}`.")
             raise RetrievalError(f"{title} has no retrieval index yet; build it with "
                                  f"`python scripts/build_index.py --arch {card['arch']}`.")
-        return Index(card["arch"], f.get_tensor("feats").float(), sidecar.weights_sha(card), f.meta)
+        feats = (dequantize_rows(f.get_tensor("feats_int8"), f.get_tensor("feats_scale"))
+                 if "feats_int8" in f.keys() else f.get_tensor("feats").float())   # int8, or fp16 as first shipped
+        return Index(card["arch"], feats, sidecar.weights_sha(card), f.meta)
 
 
 def neighbours(query: torch.Tensor, bank: torch.Tensor, k: int = 8, metric: str = "euclidean"):

@@ -38,6 +38,7 @@ def verdict(ratio: float) -> str:
 
 model, card = loaded[arch]
 w = first_layer_weights(model)
+total = w.shape[0]   # snapshots keep the first SNAPSHOT_KERNELS of them
 snaps = load_snapshots(zoo.CHECKPOINTS / arch / SNAPSHOTS)
 epoch = None
 if snaps:
@@ -48,7 +49,8 @@ if snaps:
 grid, idx = filter_grid(w, sort)
 ratio = structure_ratio(w)
 title = card.get("title", arch)
-st.subheader(f"{title}: {w.shape[0]} kernels of {w.shape[2]}x{w.shape[3]}x{w.shape[1]}"
+count = f"{w.shape[0]} kernels" if w.shape[0] == total else f"the first {w.shape[0]} of its {total} kernels"
+st.subheader(f"{title}: {count} of {w.shape[2]}x{w.shape[3]}x{w.shape[1]}"
              + (f", after epoch {epoch}" if epoch is not None else ""))
 stride = getattr(model.stem, "stride", ("?",))[0]
 st.caption(f"Layer `{model.stem_path}` ({type(model.stem).__name__}, stride {stride})."

@@ -65,6 +65,30 @@ def test_index_tied_to_weights(tmp_path):
         retrieval.load_index(tmp_path / "none.safetensors", card)
 
 
+def test_int8_index_finds_the_same_neighbours_as_float(tmp_path):
+    """The index is stored in int8 with a scale per row (half the size of fp16): penultimate-like
+    features (non-negative, sparse) find the same 10 neighbours, distances within 1%; an fp16
+    index as first shipped still loads."""
+    from safetensors.torch import save_file
+    g = torch.Generator().manual_seed(0)
+    centres = torch.randn(10, 512, generator=g)
+    bank = (centres.repeat_interleave(100, 0) + 0.8 * torch.randn(1000, 512, generator=g)).relu()
+    query = (centres.repeat_interleave(20, 0) + 0.8 * torch.randn(200, 512, generator=g)).relu()
+    card = {"arch": "alexnet", "weights": [{"sha256": "abc"}]}
+    retrieval.save_index(tmp_path / "ix.safetensors", card, bank, {})
+    stored = retrieval.load_index(tmp_path / "ix.safetensors", card).feats
+    d_f, i_f = retrieval.neighbours(query, bank, 10)
+    d_q, i_q = retrieval.neighbours(query, stored, 10)
+    same = sum(len(set(a) & set(b)) for a, b in zip(i_f.tolist(), i_q.tolist())) / i_f.numel()
+    assert same > 0.97 and float(((d_q - d_f).abs() / d_f).max()) < 0.01
+    size = (tmp_path / "ix.safetensors").stat().st_size
+    assert size < 0.55 * bank.numel() * 2                                  # about half of fp16
+    import json
+    save_file({"feats": bank.half()}, str(tmp_path / "old.safetensors"),
+              metadata={"arch": "alexnet", "weights_sha256": "abc", "meta": json.dumps({})})
+    assert torch.allclose(retrieval.load_index(tmp_path / "old.safetensors", card).feats, bank, rtol=1e-3, atol=1e-3)
+
+
 def test_gallery_roundtrip(tmp_path):
     thumbs = torch.randint(0, 256, (3, 3, 64, 64), dtype=torch.uint8)
     retrieval.save_gallery(tmp_path / "g.safetensors", thumbs, torch.tensor([0, 1, 2]), ["a", "b", "c"])
