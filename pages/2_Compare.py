@@ -52,9 +52,11 @@ else:
              "latency_ms": "latency (ms)", "input_px": "input (px)"}
     FORMATS = {"top1": "%.2f", "top5": "%.2f", "params_M": "%.2f", "gmacs": "%.3f", "latency_ms": "%.1f",
                "input_px": "%d"}
-    st.dataframe(df[["model", *SHORT]].rename(columns=SHORT), hide_index=True, width="stretch", column_config={
-        "model": st.column_config.TextColumn(width=150),
-        **{SHORT[k]: st.column_config.NumberColumn(format=FORMATS[k], help=LABELS[k]) for k in SHORT}})
+    st.dataframe(df[["model", *SHORT]].rename(columns=SHORT), hide_index=True, width="stretch",
+                 height=38 + 35 * len(df),   # every model in view, no scrolling inside the table
+                 column_config={"model": st.column_config.TextColumn(width=150),
+                                **{SHORT[k]: st.column_config.NumberColumn(format=FORMATS[k], help=LABELS[k])
+                                   for k in SHORT}})
     st.caption(f"Latency: {lat['note']}. Parameters and GMACs are computed from the models, at each model's own "
                "input size (LeNet-5 reads 32 px images, the others 128 px). Epochs and training hardware are in the "
                "chart's tooltips and on Home.")
@@ -124,15 +126,16 @@ else:
         if unnamed:
             st.caption(f"Too close to name on the chart (hover the dots): {', '.join(unnamed)}.")
         st.dataframe(sdf[["model", "year", "clean top-1 (%)", "corrupted top-1 (%)", "drop (points)",
-                          "relative robustness"]], hide_index=True, width="stretch", column_config={
-                              "model": st.column_config.TextColumn(width=120),
-                              "year": st.column_config.NumberColumn(format="%d", width=50),
-                              "clean top-1 (%)": st.column_config.NumberColumn("clean (%)", format="%.1f"),
-                              "corrupted top-1 (%)": st.column_config.NumberColumn(
-                                  "corrupted (%)", format="%.1f", help="mean top-1 over every corruption and severity"),
-                              "drop (points)": st.column_config.NumberColumn("drop (points)", format="%.1f"),
-                              "relative robustness": st.column_config.NumberColumn(
-                                  "corrupted / clean", format="%.3f", help="relative robustness: 1.0 is no loss")})
+                          "relative robustness"]], hide_index=True, width="stretch", height=38 + 35 * len(sdf),
+                     column_config={
+                         "model": st.column_config.TextColumn(width=150),
+                         "year": st.column_config.NumberColumn(format="%d", width=50),
+                         "clean top-1 (%)": st.column_config.NumberColumn("clean (%)", format="%.1f"),
+                         "corrupted top-1 (%)": st.column_config.NumberColumn(
+                             "corrupted (%)", format="%.1f", help="mean top-1 over every corruption and severity"),
+                         "drop (points)": st.column_config.NumberColumn("drop (points)", format="%.1f"),
+                         "relative robustness": st.column_config.NumberColumn(
+                             "corrupted / clean", format="%.3f", help="relative robustness: 1.0 is no loss")})
         n = table.get("per_class")
         st.caption(f"On the first {n} val image{'s' if n != 1 else ''} of each class ({table.get('images')} images, so "
                    "the clean figures differ a little from the cards' whole-split ones), each corrupted at three "
