@@ -124,12 +124,12 @@ def label_positions(points: list[tuple[float, float, str]], width_px: float = 56
     for i in sorted(range(len(points)), key=lambda i: -points[i][1]):   # top of the chart first
         x, y, name = points[i]
         px, py, w = x * width_px, (1 - y) * height_px, len(name) * char_px
+        taken = boxes + dots[:i] + dots[i + 1:]   # placed names, and every other model's dot
         for dx, dy, align in tries:
             left = px + dx if align == "left" else px + dx - w if align == "right" else px - w / 2
             box = (left, py + dy - line_px / 2, left + w, py + dy + line_px / 2)
             inside = box[0] >= 0 and box[2] <= width_px + 40 and box[1] >= -line_px and box[3] <= height_px + line_px
-            clash = any(box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3]
-                        for j, b in enumerate(boxes + [d for k, d in enumerate(dots) if k != i]))
+            clash = any(box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3] for b in taken)
             if inside and not clash:
                 boxes.append(box)
                 out[i] = {"dx": dx, "dy": dy, "align": align}

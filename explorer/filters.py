@@ -114,17 +114,15 @@ def save_snapshots(snapshots: dict[int, torch.Tensor], path: str | Path, arch: s
     """Write first-layer weights at several epochs as one safetensors file, atomically.
 
     Tensors are named `epoch_<n>` (fp16, as the checkpoints), the first SNAPSHOT_KERNELS
-    kernels of each epoch; the metadata holds `arch`, `layer` (the stem's dotted path),
-    `epochs`, a JSON list of the epochs stored, and `kernels`, how many the layer has.
+    kernels of each epoch; the metadata holds `arch`, `layer` (the stem's dotted path) and
+    `epochs`, a JSON list of the epochs stored.
     """
     from safetensors.torch import save_file
     path = Path(path)
     tensors = {f"epoch_{e}": w.detach()[:SNAPSHOT_KERNELS].to("cpu", torch.float16).contiguous()
                for e, w in sorted(snapshots.items())}
-    total = next(iter(snapshots.values())).shape[0] if snapshots else 0
     tmp = path.with_suffix(".tmp")
-    save_file(tensors, str(tmp), metadata={"arch": arch, "layer": layer, "epochs": json.dumps(sorted(snapshots)),
-                                           "kernels": str(total)})
+    save_file(tensors, str(tmp), metadata={"arch": arch, "layer": layer, "epochs": json.dumps(sorted(snapshots))})
     os.replace(tmp, path)
     return path
 

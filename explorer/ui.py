@@ -91,19 +91,21 @@ def model_colors(present=None):
     return alt.Scale(domain=keep, range=[PALETTE[titles.index(t)] for t in keep])
 
 
+LEGEND_COLUMNS = 4
+
+
 def model_legend():
-    """A legend of model names under a chart, wrapped into rows of four, so that 14 models fit
-    at 1024 px (a one-row legend runs off the chart's right edge)."""
+    """A legend of model names under a chart, wrapped into rows of LEGEND_COLUMNS, so that 14
+    models fit at 1024 px (a one-row legend runs off the chart's right edge)."""
     import altair as alt
-    return alt.Legend(orient="bottom", title=None, columns=4, labelLimit=160, symbolLimit=0)
+    return alt.Legend(orient="bottom", title=None, columns=LEGEND_COLUMNS, labelLimit=160, symbolLimit=0)
 
 
 def labelled_scatter(df, x: str, y: str, x_title: str, y_title: str, tooltip: list, colors, log_x: bool = False,
-                     height: int = 380, ring: str | None = None, x_format: str | None = None):
-    """A scatter of models with each name written beside its dot where it overlaps no other name
-    or dot (explorer.compare.label_positions); crowded names are left to the tooltip and to the
-    table under the chart. The axes' domains are set here, so the placement is where Vega draws.
-    Returns (chart, the names left unwritten)."""
+                     height: int = 380, ring: str | None = None, x_format: str | None = None) -> None:
+    """Draw a scatter of models with each name written beside its dot where it overlaps no other
+    name or dot (explorer.compare.label_positions); the names left out are listed under it (and
+    are in the tooltips). The axes' domains are set here, so the placement is where Vega draws."""
     import math
 
     import altair as alt
@@ -134,13 +136,15 @@ def labelled_scatter(df, x: str, y: str, x_title: str, y_title: str, tooltip: li
         dx, dy, align = where.split(",")
         layers.append(base.transform_filter(alt.datum.placement == where).mark_text(
             dx=int(dx), dy=int(dy), align=align, fontSize=12).encode(text="model:N"))
+    st.altair_chart(alt.layer(*layers).properties(height=height), width="stretch")
     hidden = [n for n, p in zip(df["model"], pos) if p is None]
-    return alt.layer(*layers).properties(height=height), hidden
+    if hidden:
+        st.caption(f"Too close to name on the chart (hover the dots): {', '.join(hidden)}.")
 
 
 def height_with_legend(plot: int, models: int) -> int:
     """A chart's height with room for model_legend's rows (Streamlit fits the legend inside it)."""
-    return plot + 60 + 24 * ((models + 3) // 4)
+    return plot + 60 + 24 * -(-models // LEGEND_COLUMNS)
 
 
 def macs_text(gmacs: float) -> str:
@@ -305,6 +309,14 @@ def natural_width(img) -> int:
         return int(img.shape[1])
     with Image.open(img) as im:
         return im.width
+
+
+def magnify(img: np.ndarray, px: int) -> np.ndarray:
+    """An (H, W[, C]) picture with every pixel repeated into a k x k square, k the largest whole
+    number that keeps it at most `px` wide (at least 1): small tensors and kernels stay sharp
+    where the browser would blur them."""
+    k = max(1, px // img.shape[1])
+    return img.repeat(k, 0).repeat(k, 1)
 
 
 def image(img, caption: str | None = None, target=None) -> None:

@@ -119,8 +119,8 @@ for item in images:
         for col, ((size, chans), x) in zip(cols, inputs.items()):
             users = ", ".join(r.title for r in results if (r.input_size, r.in_chans) == (size, chans))
             with col:
-                k = max(1, 192 // size)   # small tensors shown with every pixel a sharp square
-                ui.image(tensor_preview(x).repeat(k, 0).repeat(k, 1), f"{size}x{size}x{chans} tensor: {users}")
+                st.image(ui.magnify(tensor_preview(x), 192), caption=f"{size}x{size}x{chans} tensor: {users}",
+                         width=192)
                 steps = data.describe_preprocess(size, chans)
                 if corruption:
                     steps.insert(3, f"between the two crops, corrupt: {robustness.describe(corruption, sev)}")

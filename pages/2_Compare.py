@@ -42,11 +42,7 @@ else:
                alt.Tooltip("latency_ms:Q", format=".1f", title=LABELS["latency_ms"]),
                alt.Tooltip("input_px:Q", title=LABELS["input_px"]),
                alt.Tooltip("epochs:Q", title="epochs trained"), alt.Tooltip("hardware:N", title="trained on")]
-    chart, unnamed = ui.labelled_scatter(df, axis, "top1", LABELS[axis], LABELS["top1"], tooltip, COLORS, log_x=True,
-                                         ring="linked")
-    st.altair_chart(chart, width="stretch")
-    if unnamed:
-        st.caption(f"Too close to name on the chart (hover the dots): {', '.join(unnamed)}.")
+    ui.labelled_scatter(df, axis, "top1", LABELS[axis], LABELS["top1"], tooltip, COLORS, log_x=True, ring="linked")
     # short headers (the long ones are their tooltips), so that every column fits beside the sidebar at 1024 px
     SHORT = {"top1": "top-1 (%)", "top5": "top-5 (%)", "params_M": "params (M)", "gmacs": "GMACs",
              "latency_ms": "latency (ms)", "input_px": "input (px)"}
@@ -117,14 +113,11 @@ else:
             st.caption("Severities: " + "; ".join(f"{s}: {robustness.describe(key, s)}" for s in robustness.SEVERITIES))
         sdf = pd.DataFrame(summary)
         st.markdown("**Relative robustness against year**")
-        chart, unnamed = ui.labelled_scatter(
-            sdf, "year", "relative robustness", "year", "corrupted top-1 / clean top-1",
-            ["model", "year", alt.Tooltip("clean top-1 (%):Q", format=".1f"),
-             alt.Tooltip("corrupted top-1 (%):Q", format=".1f"), alt.Tooltip("drop (points):Q", format=".1f"),
-             alt.Tooltip("relative robustness:Q", format=".3f")], COLORS, height=320, x_format="d")
-        st.altair_chart(chart, width="stretch")
-        if unnamed:
-            st.caption(f"Too close to name on the chart (hover the dots): {', '.join(unnamed)}.")
+        ui.labelled_scatter(sdf, "year", "relative robustness", "year", "corrupted top-1 / clean top-1",
+                            ["model", "year", alt.Tooltip("clean top-1 (%):Q", format=".1f"),
+                             alt.Tooltip("corrupted top-1 (%):Q", format=".1f"),
+                             alt.Tooltip("drop (points):Q", format=".1f"),
+                             alt.Tooltip("relative robustness:Q", format=".3f")], COLORS, height=320, x_format="d")
         st.dataframe(sdf[["model", "year", "clean top-1 (%)", "corrupted top-1 (%)", "drop (points)",
                           "relative robustness"]], hide_index=True, width="stretch", height=38 + 35 * len(sdf),
                      column_config={

@@ -56,8 +56,8 @@ stride = getattr(model.stem, "stride", ("?",))[0]
 st.caption(f"Layer `{model.stem_path}` ({type(model.stem).__name__}, stride {stride})."
            + (" A patch embedding: each kernel is one linear projection of a 16x16 patch." if "patch" in model.stem_path
               or "stem.proj" in model.stem_path else ""))
-k = max(1, min(2, 900 // grid.shape[1]))   # kernels magnified with sharp pixels, not the browser's blur
-st.image(grid.repeat(k, 0).repeat(k, 1), width=min(900, grid.shape[1] * k))
+big = ui.magnify(grid, min(900, 2 * grid.shape[1]))   # kernels magnified with sharp pixels, not the browser's blur
+st.image(big, width=big.shape[1])
 st.markdown(f"**Structure:** these kernels hold **{ratio:.1f}x** the low-frequency energy of random kernels of the "
             f"same shape, {verdict(ratio)}."
             + ("" if ratio >= 1.3 or epoch is not None else

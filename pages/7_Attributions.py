@@ -50,7 +50,6 @@ item = images[0]
 target_class = fixed
 
 
-
 @st.cache_data(show_spinner=False)
 def reach(arch: str) -> float | None:
     """Receptive field of the units Grad-CAM reads (the same for every image)."""
@@ -100,8 +99,7 @@ for method in methods:
                               f" whose units each see {rf:g} px" + (f" (more than the {size} px input)"
                                                                      if rf >= size else ""))
             shown = overlay(base, m, meta.signed)
-            k = max(1, 256 // shown.shape[0])                  # shown at 256 px, pixels kept sharp
-            shown = shown.repeat(k, 0).repeat(k, 1)
+            shown = ui.magnify(shown, 256)                     # shown at 256 px, pixels kept sharp
             low = "≈0" if abs(lo) < 1e-3 * abs(top) else ui.human(lo)
             st.image(shown, width=256,
                      caption=f"{ui.title_of(loaded, arch)}: colour scale ±{ui.human(top)}{extra}" if meta.signed

@@ -101,8 +101,7 @@ if q.get("layer") != key or q.get("unit") != str(unit):
     q["layer"], q["unit"] = key, str(unit)
 
 root = data.default_root()
-same_data = root is not None and fingerprint() == u.meta.get("data_fingerprint")
-use_val = same_data
+use_val = root is not None and fingerprint() == u.meta.get("data_fingerprint")
 crops = units.unit_crops(u, layer, unit, model.input_size, root if use_val else None,
                          None if use_val else gallery())
 left, right = st.columns([3, 2])
@@ -117,8 +116,8 @@ with left:
     for row in range(3):
         cols = st.columns(3)
         for col, c in zip(cols, crops[row * 3:row * 3 + 3]):
-            # about twice the pixels the crop has at most (a larger picture is only a blur), 96 px at least
-            col.image(c["image"], width=min(UNIT_PX, max(96, 2 * c["source_px"])),
+            # at most ui.MAX_ZOOM times the pixels the crop was cut from (more is only a blur), 96 px at least
+            col.image(c["image"], width=min(UNIT_PX, max(96, int(ui.MAX_ZOOM * c["source_px"]))),
                       caption=f"{c['class']} · peak {c['activation']:.2f}")
     st.caption("Under each image: its class, and the unit's peak activation on it (its strongest position). The "
                "chart beside averages the unit over every position and every image of a class, so its values are "

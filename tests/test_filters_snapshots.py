@@ -149,7 +149,7 @@ def test_random_init_share_is_deterministic_and_leaves_global_rng_alone():
     assert a == filters.random_init_share((64, 3, 7, 7)) and torch.equal(before, after)
 
 
-def test_snapshots_keep_the_first_96_kernels_and_the_page_says_so(tmp_path):
+def test_snapshots_keep_the_first_96_kernels(tmp_path):
     """A Mixer's 512 patch kernels at 8 epochs were 6 MB; snapshots keep AlexNet's 96."""
     w = torch.randn(512, 3, 16, 16)
     path = filters.save_snapshots({0: w, 5: w * 2}, tmp_path / "f.safetensors", "mlp_mixer", "trunk.stem.proj")
