@@ -5,6 +5,14 @@
         weights.safetensors          (or weights-00001-of-0000N.safetensors when sharded)
         metrics.csv                  per-epoch training curves (written by scripts/train.py)
 
+Storage (`card["storage"]`): "int8" keeps every weight matrix and kernel as int8 with one
+symmetric fp32 scale per output channel (`<key>` and `<key>.__scale__`, weight-only: the
+model computes in fp32 after loading), and biases, norms, embeddings and small tensors in
+fp16; "float16" keeps every floating tensor in fp16. Both load the same way. int8 halves a
+checkpoint (the whole zoo in one submission) and moves no weight by more than half a step
+of its channel's scale; the card keeps the top-1 measured before quantising beside the top-1
+of exactly what ships.
+
 The card holds: arch, preset and full config, classes, input size, mean/std, metrics
 (val top-1/top-5, per-class accuracy, confusion matrix), training recipe, epochs, wall
 time, hardware, code commit, dataset fingerprint, and the sha256 of every weights file.
@@ -28,6 +36,9 @@ from safetensors.torch import load_file, save_file
 from .registry import create, get_spec
 
 FORMAT_VERSION = 1
+STORAGES = ("int8", "float16")
+SCALE = ".__scale__"          # suffix of an int8 tensor's per-output-channel scales
+INT8_MIN_NUMEL = 1024         # smaller weight tensors stay fp16 (a few bytes saved, none worth it)
 SHARD_BYTES = 15 * 1024 * 1024   # a device call returns files of at most 16 MiB
 CARD = "card.json"
 
@@ -76,19 +87,61 @@ def _shards(state: dict[str, torch.Tensor], limit: int) -> list[dict[str, torch.
     return shards
 
 
-def save(model, out_dir: str | Path, card: dict, dtype: torch.dtype = torch.float16,
+def quantizable(key: str, t: torch.Tensor) -> bool:
+    """A weight matrix or kernel (conv, linear): int8 storage. Biases, norms, tokens and
+    position embeddings, and tensors under INT8_MIN_NUMEL elements stay fp16."""
+    return t.is_floating_point() and key.endswith("weight") and t.ndim >= 2 and t.numel() >= INT8_MIN_NUMEL
+
+
+def quantize_int8(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(int8 tensor, fp32 scale per output channel): symmetric, round to nearest, so
+    `q * scale` is within half a step (scale / 2) of `w` in every element."""
+    w = w.detach().float()
+    amax = w.abs().flatten(1).amax(1)
+    scale = torch.where(amax > 0, amax / 127.0, torch.ones_like(amax))
+    q = (w / scale.view(-1, *[1] * (w.ndim - 1))).round().clamp(-127, 127).to(torch.int8)
+    return q, scale
+
+
+def dequantize(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Stored tensors to the model's keys: every int8 tensor times its channel scales (fp32)."""
+    out = {}
+    for k, v in state.items():
+        if k.endswith(SCALE):
+            continue
+        scale = state.get(k + SCALE)
+        if scale is not None:
+            v = v.float() * scale.float().view(-1, *[1] * (v.ndim - 1))
+        out[k] = v
+    return out
+
+
+def stored_state(model, storage: str) -> dict[str, torch.Tensor]:
+    """What goes into the safetensors files for `storage` ("int8" or "float16")."""
+    if storage not in STORAGES:
+        raise ValueError(f"unknown storage {storage!r}; choose one of {STORAGES}")
+    state = {}
+    for k, v in model.state_dict().items():
+        v = v.detach().cpu()
+        if storage == "int8" and quantizable(k, v):
+            state[k], state[k + SCALE] = quantize_int8(v)
+        else:
+            state[k] = v.to(torch.float16) if v.is_floating_point() else v
+    return {k: v.contiguous() for k, v in state.items()}
+
+
+def save(model, out_dir: str | Path, card: dict, storage: str = "int8",
          shard_bytes: int = SHARD_BYTES) -> Path:
-    """Write `model`'s weights (floating tensors cast to `dtype`) and `card` into `out_dir`.
+    """Write `model`'s weights in `storage` ("int8" or "float16", see above) and `card` into `out_dir`.
 
     `card` should hold the training facts (recipe, metrics, ...); identity fields
-    (arch, preset, config, input size, weights hashes) are filled in here.
+    (arch, preset, config, input size, storage, weights hashes) are filled in here.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     spec = get_spec(model.arch)
     preset = spec.preset(model.preset_name)
-    state = {k: (v.to(dtype) if v.is_floating_point() else v).detach().cpu().contiguous()
-             for k, v in model.state_dict().items()}
+    state = stored_state(model, storage)
     for old in out.glob("weights*.safetensors"):
         old.unlink()
     parts = _shards(state, shard_bytes)
@@ -107,7 +160,8 @@ def save(model, out_dir: str | Path, card: dict, dtype: torch.dtype = torch.floa
         "num_classes": card.get("num_classes") or len(card.get("classes", [])) or 10,
         "input_size": preset.input_size,
         "in_chans": preset.in_chans,
-        "dtype": str(dtype).replace("torch.", ""),
+        "storage": storage,
+        "dtype": "int8 weights, float16 rest" if storage == "int8" else "float16",
         "weights": files,
     }
     tmp = out / (CARD + ".tmp")
@@ -175,6 +229,7 @@ def load(arch: str, checkpoints_dir: str | Path = "checkpoints", device: str = "
         except (SafetensorError, OSError, ValueError) as e:
             raise CheckpointError(f"{f} is not a readable safetensors file ({e}); re-export {arch}.",
                                   public="its weights file is not readable; re-export it.") from None
+    state = dequantize(state)
     with torch.device("meta"):  # shapes only: the weights below replace every tensor (no random init)
         model = create(arch, card["preset"], num_classes=int(card.get("num_classes", 10)))
     own = model.state_dict()

@@ -3,7 +3,8 @@
     python scripts/zoo_table.py          # rewrite the table between the README's markers
     python scripts/zoo_table.py --check  # exit 1 if the README's table is out of date
 
-Params and GMACs are computed from the explorer preset; accuracy, epochs, wall time,
+Params and GMACs are computed from the explorer preset; accuracy (of the int8 weights that
+ship, and before quantising where the card has it), epochs, wall time,
 hardware and the training command come from each card; untrained architectures say so,
 with the command that trains them.
 """
@@ -24,8 +25,8 @@ START, END = "<!-- zoo:start -->", "<!-- zoo:end -->"
 
 
 def table(checkpoints_dir: Path = REPO / "checkpoints") -> str:
-    head = ("| year | architecture | params | GMACs | val top-1 | val top-5 | epochs | wall time | hardware "
-            "| train command |\n|---|---|---:|---:|---:|---:|---:|---:|---|---|")
+    head = ("| year | architecture | params | GMACs | val top-1 | val top-5 | before int8 | epochs | wall time "
+            "| hardware | train command |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---|---|")
     lines = [head]
     for s in models.list_architectures():
         cost = arch_cost(s.name)
@@ -36,11 +37,13 @@ def table(checkpoints_dir: Path = REPO / "checkpoints") -> str:
         cmd = f"`python scripts/train.py --arch {s.name}`"
         if card and card.get("metrics"):
             m = card["metrics"]
-            cells = [f"{m['val_top1']:.2f}", f"{m['val_top5']:.2f}", str(card.get("epochs", "")),
+            before = card.get("full_precision", {}).get("val_top1")
+            cells = [f"{m['val_top1']:.2f}", f"{m['val_top5']:.2f}", "" if before is None else f"{before:.2f}",
+                     str(card.get("epochs", "")),
                      f"{card.get('wall_time_s', 0) / 60:.1f} min", card.get("hardware", ""),
                      f"`{card.get('command', cmd.strip('`'))}`"]
         else:
-            cells = ["not trained yet", "", "", "", "", cmd]
+            cells = ["not trained yet", "", "", "", "", "", cmd]
         lines.append(f"| {s.year} | {s.title} | {cost['params'] / 1e6:.2f}M | {cost['gmacs']:.3f} | "
                      + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -58,9 +61,10 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--check", action="store_true")
     ap.add_argument("--readme", type=Path, default=REPO / "README.md")
+    ap.add_argument("--checkpoints", type=Path, default=REPO / "checkpoints")
     args = ap.parse_args(argv)
     old = args.readme.read_text()
-    new = render(old, table())
+    new = render(old, table(args.checkpoints))
     if args.check:
         if new != old:
             print("README.md's zoo table is out of date: run python scripts/zoo_table.py")

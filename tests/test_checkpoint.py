@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import models
-from models import CheckpointError
+from models import CheckpointError, checkpoint
 
 
 @pytest.fixture
@@ -21,7 +21,7 @@ def saved(tmp_path):
 
 def test_roundtrip(saved):
     model, card = models.load("bn_convnet", saved)
-    assert card["weights"][0]["file"] == "weights.safetensors" and card["dtype"] == "float16"
+    assert card["weights"][0]["file"] == "weights.safetensors" and card["storage"] == "int8"
     assert not model.training
 
 
@@ -77,8 +77,45 @@ def test_weights_file_outside_the_folder_is_refused(saved):
 
 def test_large_models_are_sharded_under_16_mib(tmp_path):
     m = models.create("resnet34", "explorer")
-    models.save(m, tmp_path / "resnet34", {"num_classes": 10})
+    models.save(m, tmp_path / "resnet34", {"num_classes": 10}, storage="float16")
     files = sorted((tmp_path / "resnet34").glob("weights-*.safetensors"))
     assert len(files) >= 3 and all(f.stat().st_size < 16 * 2**20 for f in files)
     loaded, _ = models.load("resnet34", tmp_path)
     assert sum(p.numel() for p in loaded.parameters()) == sum(p.numel() for p in m.parameters())
+
+
+def test_int8_storage_keeps_every_weight_within_half_a_step(tmp_path):
+    """Weight matrices and kernels go int8 with one scale per output channel; the rest fp16."""
+    torch.manual_seed(0)
+    m = models.create("alexnet", "explorer").eval()
+    models.save(m, tmp_path / "q" / "alexnet", {"num_classes": 10})
+    models.save(m, tmp_path / "h" / "alexnet", {"num_classes": 10}, storage="float16")
+    q, card = models.load("alexnet", tmp_path / "q")
+    assert card["storage"] == "int8"
+    from safetensors.torch import load_file
+    stored = load_file(str(tmp_path / "q" / "alexnet" / "weights.safetensors"))
+    want = m.state_dict()
+    for k, v in q.state_dict().items():
+        if k + checkpoint.SCALE in stored:
+            assert stored[k].dtype == torch.int8 and want[k].ndim >= 2
+            step = stored[k + checkpoint.SCALE].view(-1, *[1] * (v.ndim - 1))
+            assert ((v - want[k]).abs() <= step / 2 + 1e-7).all(), k
+        elif v.is_floating_point():
+            assert stored[k].dtype == torch.float16
+            assert torch.equal(v, want[k].half().float()), k
+    assert {k for k in stored if k.endswith(checkpoint.SCALE)}  # something was quantised
+    assert not any(k.endswith(checkpoint.SCALE) for k in q.state_dict())
+    size = lambda d: sum(f.stat().st_size for f in d.glob("weights*.safetensors"))  # noqa: E731
+    assert size(tmp_path / "q" / "alexnet") < 0.55 * size(tmp_path / "h" / "alexnet")
+    # fp16 checkpoints (the earlier format) still load
+    h, hcard = models.load("alexnet", tmp_path / "h")
+    assert hcard["storage"] == "float16"
+    assert all(torch.equal(v, want[k].half().float()) for k, v in h.state_dict().items() if v.is_floating_point())
+
+
+def test_a_zero_channel_quantises_to_zero():
+    w = torch.randn(4, 3, 3, 3)
+    w[2] = 0
+    q, scale = checkpoint.quantize_int8(w)
+    assert (q[2] == 0).all() and torch.isfinite(scale).all()
+    assert q.abs().flatten(1).amax(1).tolist() == [127, 127, 0, 127]
