@@ -8,7 +8,8 @@ For each architecture (`--arch all`: every one), on whatever device this runs on
 
 * fast path: scripts/train.py's own step (`make_batch` + `train_step`) with the arch's
   recipe: uint8 images resident on the device, random-resized crop + flip (and whatever
-  augmentation the recipe adds) on the device, bf16 autocast on CUDA, channels_last,
+  augmentation the recipe adds) on the device, bf16 autocast where native (CUDA, or a CPU
+  with AMX / AVX-512 BF16: then the same step in fp32 too, `bf16_speedup`), channels_last,
   optional torch.compile; flags this script does not know go to train.py's config
   (`--augment trivial`, `--fused_optimizer true`, `--compile_mode max-autotune`, ...);
 * baseline, same model, batch and device: torchvision `ImageFolder` + `DataLoader` with CPU
@@ -39,7 +40,7 @@ sys.path[:0] = [str(REPO), str(HERE)]
 import torch  # noqa: E402
 
 import models  # noqa: E402
-from models import data  # noqa: E402
+from models import data, precision  # noqa: E402
 from models.cost import gmacs  # noqa: E402
 import train  # noqa: E402
 
@@ -70,7 +71,7 @@ def sync(device):
 
 
 def fast_path(arch: str, root: Path, device, batch: int, steps: int, warmup: int, compile_: bool,
-              train_args: list[str]) -> float:
+              train_args: list[str], amp: bool) -> float:
     cfg = train.parse_config(["--arch", arch, "--batch_size", str(batch), "--compile", str(compile_), *train_args])
     size = models.get_spec(arch).preset(cfg.preset).input_size
     x, y = data.load_split(root, "train", data.train_store_size(size))
@@ -79,7 +80,6 @@ def fast_path(arch: str, root: Path, device, batch: int, steps: int, warmup: int
     model = models.create(arch).to(device).to(memory_format=torch.channels_last).train()
     opt = train.build_optimizer(model, cfg, device)
     step_fn = torch.compile(model, mode=cfg.compile_mode or None) if compile_ else model
-    amp = device.type == "cuda"
     for i in range(warmup + steps):
         if i == warmup:
             sync(device)
@@ -146,6 +146,7 @@ def main() -> int:
         archs = [s.name for s in models.list_architectures()]
     train.check_config(train.parse_config(["--arch", archs[0], *train_args]))  # a bad flag fails here, once
     peak, peak_note = peak_flops(device)
+    amp = precision.autocast_ok(device)  # bf16 autocast where native: CUDA, or an AMX / AVX-512 BF16 CPU
     name = torch.cuda.get_device_name(device) if cuda else f"CPU {os.cpu_count()} cores {platform.machine()}"
     out = args.out or REPO / "bench" / "results" / f"train-{'cuda' if cuda else 'cpu'}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -153,28 +154,34 @@ def main() -> int:
     for arch in archs:
         flops = 2 * gmacs(models.create(arch)) * 1e9
         try:
-            fast = fast_path(arch, root, device, batch, steps, warmup, args.compile, train_args)
+            fast = fast_path(arch, root, device, batch, steps, warmup, args.compile, train_args, amp)
+            row = {"arch": arch, "fast_img_s": round(fast, 1)}
+            if amp and not cuda:  # the same step in fp32, to show what bf16 buys on this CPU
+                fp32 = fast_path(arch, root, device, batch, steps, warmup, args.compile, train_args, False)
+                row.update(fast_fp32_img_s=round(fp32, 1), bf16_speedup=round(fast / fp32, 2))
             base = baseline(arch, root, device, batch, steps, warmup, args.workers)
-            rows.append({"arch": arch, "fast_img_s": round(fast, 1), "baseline_img_s": round(base, 1),
-                         "speedup": round(fast / base, 2), "fast_mfu": round(fast * 3 * flops / peak, 4),
-                         "baseline_mfu": round(base * 3 * flops / peak, 4)})
+            row.update(baseline_img_s=round(base, 1), speedup=round(fast / base, 2),
+                       fast_mfu=round(fast * 3 * flops / peak, 4), baseline_mfu=round(base * 3 * flops / peak, 4))
+            rows.append(row)
         except RuntimeError as e:  # out of memory, a compile failure: record it, measure the rest
             rows.append({"arch": arch, "error": (str(e).splitlines() or [type(e).__name__])[0][:300]})
             if cuda:
                 torch.cuda.empty_cache()
         print(" ".join(f"{k}={v}" for k, v in rows[-1].items()), flush=True)
-        out.write_text(json.dumps({"device": name, "peak": peak_note, "batch": batch, "steps": steps,
+        out.write_text(json.dumps({"device": name, "peak": peak_note, "precision": precision.describe(device, amp), "batch": batch, "steps": steps,
                                    "warmup": warmup, "compile": args.compile, "train_args": train_args,
                                    "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"),
                                    "results": rows}, indent=1) + "\n")
-    print(f"\n| arch | fast path img/s | DataLoader img/s | speed-up | fast-path MFU | DataLoader MFU |\n"
-          f"|---|---:|---:|---:|---:|---:|")
+    print(f"\nfast path: {precision.describe(device, amp)}")
+    print(f"\n| arch | fast path img/s | same in fp32 | bf16 gain | DataLoader img/s | speed-up | fast-path MFU "
+          f"| DataLoader MFU |\n|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         if "error" in r:
-            print(f"| {r['arch']} | failed: {r['error'][:60]} | | | | |")
+            print(f"| {r['arch']} | failed: {r['error'][:60]} | | | | | | |")
         else:
-            print(f"| {r['arch']} | {r['fast_img_s']} | {r['baseline_img_s']} | {r['speedup']}x | "
-                  f"{100 * r['fast_mfu']:.1f}% | {100 * r['baseline_mfu']:.1f}% |")
+            print(f"| {r['arch']} | {r['fast_img_s']} | {r.get('fast_fp32_img_s', '')} | "
+                  f"{str(r['bf16_speedup']) + 'x' if 'bf16_speedup' in r else ''} | {r['baseline_img_s']} | "
+                  f"{r['speedup']}x | {100 * r['fast_mfu']:.1f}% | {100 * r['baseline_mfu']:.1f}% |")
     print(f"wrote {out}")
     return 0
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
+import itertools
 import json
 import math
 import os
@@ -52,7 +53,7 @@ import torch.nn.functional as F  # noqa: E402
 import models  # noqa: E402
 import models.cost  # noqa: E402
 from explorer import filters  # noqa: E402
-from models import augment, data  # noqa: E402
+from models import augment, data, precision  # noqa: E402
 from models.checkpoint import sha256_file  # noqa: E402
 
 
@@ -84,6 +85,9 @@ class Config:
     erase: float = 0.0              # random-erasing probability per sample; 0 = off
     ema: float = 0.0                # EMA decay per step; 0 = off (evaluated and exported when on)
     zero_init_residual: bool = False  # zero each residual block's last BN gamma: blocks start as identity
+    teacher: str = ""               # a shipped checkpoint (arch name) to distil from: DeiT's hard distillation
+    distill_alpha: float = 0.5      # with --teacher: weight of the teacher's top-1 label in the loss
+    teacher_dir: str = ""           # where the teacher's checkpoint is (default: the repo's checkpoints/)
     stem_init_std: float = 0.0      # >0: draw the first layer's weights from N(0, std), as AlexNet and ZFNet did (0.01)
     # data
     image_size: int = 0             # 0 = the preset's input size
@@ -94,7 +98,7 @@ class Config:
     # run
     seed: int = 0
     device: str = "auto"            # auto | cpu | cuda
-    amp: bool = True                # bf16 autocast on CUDA
+    amp: bool = True                # bf16 autocast where native: CUDA, or a CPU with AMX/AVX-512 BF16
     channels_last: bool = True
     fused_optimizer: bool = False   # fused SGD/AdamW kernels; CUDA only (ignored on a CPU)
     compile: bool = False
@@ -103,7 +107,11 @@ class Config:
     resume: bool = False
     stop_after_epochs: int = 0      # end this invocation after n epochs (resume later)
     time_budget_s: float = 0.0      # seconds from start (loading included); no epoch is begun that would end past it
+    deadline: float = 0.0           # unix time the whole schedule must end by: --epochs is refitted after epoch 1
+    min_epochs: int = 10            # with --deadline: the fewest epochs a fitted schedule may have
+    storage: str = "int8"           # exported weights: int8 (per-channel, models/checkpoint.py) or float16
     log_every: int = 25
+    threads_file: str = ""          # CPU: a file holding a thread count, re-read every log_every steps
     progress: bool = True
     evaluate: bool = True           # fill the exported card's metrics from the whole val split
 
@@ -111,7 +119,7 @@ class Config:
 # Fields that steer a run but not what it learns: left out of the card's recipe, of the
 # reproducing command, and of the check that --resume continues the same recipe.
 RUN_FIELDS = ("data", "out", "export", "resume", "progress", "log_every", "stop_after_epochs",
-              "time_budget_s", "evaluate")
+              "time_budget_s", "evaluate", "threads_file", "teacher_dir", "deadline", "min_epochs", "storage")
 AUGMENTS = ("none", "trivial")
 SNAPSHOT_EPOCHS = (0, 1, 2, 5, 10, 20, 40)  # plus the last: when the first-layer kernels are saved
 
@@ -180,6 +188,14 @@ def check_config(cfg: Config) -> None:
         raise SystemExit(f"--stem_init_std is a standard deviation, got {cfg.stem_init_std}")
     if cfg.compile_mode and not cfg.compile:
         raise SystemExit("--compile_mode needs --compile true")
+    if not 0 <= cfg.distill_alpha <= 1:
+        raise SystemExit(f"--distill_alpha is a weight in [0, 1], got {cfg.distill_alpha}")
+    if cfg.teacher and cfg.teacher == cfg.arch:
+        raise SystemExit("--teacher must be another architecture than --arch")
+    if cfg.storage not in ("int8", "float16"):
+        raise SystemExit(f"--storage is int8 or float16, got {cfg.storage!r}")
+    if cfg.deadline and cfg.time_budget_s:
+        raise SystemExit("--deadline fits the schedule to a time; --time_budget_s cuts it: pass one")
 
 
 def recipe(cfg: Config) -> dict:
@@ -236,13 +252,53 @@ def stem_weights(model) -> torch.Tensor:
     return model.stem.weight.detach().to("cpu", torch.float16, copy=True).contiguous()
 
 
-def lr_lambda(warmup_steps: int, total_steps: int):
-    def f(step):
-        if step < warmup_steps:
-            return (step + 1) / warmup_steps
-        t = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+class Schedule:
+    """Linear warm-up, then cosine decay to zero at `total` steps. `total` may be refitted
+    while still warming up (--deadline), and the curve stays continuous."""
+
+    def __init__(self, warmup_steps: int, total_steps: int):
+        self.warmup, self.total = max(1, warmup_steps), total_steps
+
+    def __call__(self, step: int) -> float:
+        if step < self.warmup:
+            return (step + 1) / self.warmup
+        t = (step - self.warmup) / max(1, self.total - self.warmup)
         return 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
-    return f
+
+
+def lr_lambda(warmup_steps: int, total_steps: int) -> Schedule:
+    return Schedule(warmup_steps, total_steps)
+
+
+def fit_epochs(cfg: Config, epoch_s: float, now: float, export_s: float) -> int:
+    """How many epochs end by cfg.deadline, given one took `epoch_s` under the full load and
+    `export_s` are kept for export: capped at the recipe's --epochs, at least --min_epochs."""
+    fits = 1 + int(max(0.0, cfg.deadline - now - export_s) // max(epoch_s, 1e-6))
+    return max(min(cfg.epochs, fits), min(cfg.min_epochs, cfg.epochs))
+
+
+FAST_PATHS = ("compile", "fused_optimizer", "channels_last", "amp")  # given up in this order
+
+
+def probe_fast_paths(cfg: Config, try_step) -> list[str]:
+    """Run `try_step(cfg)` (one training step on a throwaway copy); while it raises, turn off
+    the next fast path that is on (FAST_PATHS order) and try again. Returns what was turned
+    off, each with its error, so a GPU-only path that fails costs one batch instead of the
+    run. Raises when the plain path fails too."""
+    off = []
+    while True:
+        try:
+            try_step(cfg)
+            return off
+        except Exception as e:  # noqa: BLE001 -- whatever a fast path breaks: fall back
+            on = [p for p in FAST_PATHS if getattr(cfg, p)]
+            if not on:
+                raise
+            setattr(cfg, on[0], False)
+            first = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
+            off.append(f"{on[0]}: {type(e).__name__}: {first}")
+            print(f"fast path {on[0]} failed on a trial batch ({type(e).__name__}: {first}); "
+                  "going on without it", flush=True)
 
 
 def rng_state() -> dict:
@@ -293,6 +349,17 @@ def code_commit() -> str:
         return "unknown"
 
 
+def follow_threads_file(path: str) -> None:
+    """Set torch's CPU threads from `path` (one integer), so a long CPU run can yield a core
+    while someone works on the machine and take it back when they stop."""
+    try:
+        n = int(Path(path).read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return
+    if n >= 1 and n != torch.get_num_threads():
+        torch.set_num_threads(n)
+
+
 def make_batch(train_x, train_y, idx, size: int, in_chans: int, cfg: Config):
     """One augmented batch, entirely on the data's device: crop + flip, TrivialAugment,
     random erasing, normalise, mix; every sample draws its own crop, op and rectangle."""
@@ -307,14 +374,45 @@ def make_batch(train_x, train_y, idx, size: int, in_chans: int, cfg: Config):
     return xb, ya, yb2, lam
 
 
-def train_step(step_fn, model, opt, xb, ya, yb2, lam, cfg: Config, amp: bool):
-    """Forward (bf16 autocast on CUDA), mixed-label loss, backward, clip, optimiser step."""
+def load_teacher(cfg: Config, device: torch.device, size: int, in_chans: int):
+    """The shipped checkpoint --teacher names, frozen, and what the card says of it."""
+    if not cfg.teacher:
+        return None, None
+    try:
+        teacher, card = models.load(cfg.teacher, cfg.teacher_dir or REPO / "checkpoints", device=str(device))
+    except models.CheckpointError as e:
+        raise SystemExit(f"--teacher: {e}") from None
+    if teacher.in_chans != in_chans:
+        raise SystemExit(f"--teacher {cfg.teacher} sees {teacher.in_chans} channels, {cfg.arch} {in_chans}")
+    teacher.requires_grad_(False)
+    if cfg.channels_last:
+        teacher = teacher.to(memory_format=torch.channels_last)
+    about = {"arch": cfg.teacher, "title": card.get("title", cfg.teacher),
+             "val_top1": card.get("metrics", {}).get("val_top1"),
+             "weights_sha256": [w["sha256"] for w in card["weights"]],
+             "kind": "hard (DeiT): the loss mixes the true label and the teacher's top-1 on the same "
+                     f"augmented batch, weight {cfg.distill_alpha} on the teacher"}
+    if teacher.input_size != size:
+        about["resized_to"] = teacher.input_size
+    return teacher, about
+
+
+def train_step(step_fn, model, opt, xb, ya, yb2, lam, cfg: Config, amp: bool, teacher=None):
+    """Forward (bf16 autocast where native), mixed-label loss (plus the teacher's label when
+    distilling), backward, clip, optimiser step."""
     with torch.autocast(xb.device.type, torch.bfloat16, enabled=amp):
         logits = step_fn(xb)
+        if teacher is not None:
+            with torch.no_grad():
+                tx = xb if teacher.input_size == xb.shape[-1] else F.interpolate(
+                    xb, size=teacher.input_size, mode="bilinear", antialias=True, align_corners=False)
+                t_label = teacher(tx).float().argmax(-1)
     logits = logits.float()
     loss = lam * F.cross_entropy(logits, ya, label_smoothing=cfg.label_smoothing)
     if lam < 1.0:
         loss = loss + (1 - lam) * F.cross_entropy(logits, yb2, label_smoothing=cfg.label_smoothing)
+    if teacher is not None:
+        loss = (1 - cfg.distill_alpha) * loss + cfg.distill_alpha * F.cross_entropy(logits, t_label)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     if cfg.grad_clip > 0:
@@ -363,7 +461,7 @@ def main(cfg: Config) -> dict:
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = not cfg.deterministic
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
-    amp = cfg.amp and device.type == "cuda"
+    amp = cfg.amp and precision.autocast_ok(device)
 
     # --- data: decoded once, resident on the training device as uint8 -------------------
     spec = models.get_spec(cfg.arch)
@@ -405,8 +503,26 @@ def main(cfg: Config) -> dict:
         torch.nn.init.normal_(model.stem.weight, 0.0, cfg.stem_init_std)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    torch.manual_seed(cfg.seed + rank)  # but each rank draws its own augmentations
+    teacher, teacher_card = load_teacher(cfg, device, size, preset.in_chans)
+
+    def trial_step(c: Config) -> None:
+        m = models.create(c.arch, c.preset, num_classes=len(data.CLASSES)).to(device)
+        if c.channels_last:
+            m = m.to(memory_format=torch.channels_last)
+        fn = torch.compile(m, mode=c.compile_mode or None) if c.compile else m
+        idx = torch.arange(min(8, n_train), device=device)
+        xb, ya, yb2, lam = make_batch(train_x, train_y, idx, size, preset.in_chans, c)
+        train_step(fn, m, build_optimizer(m, c, device), xb, ya, yb2, lam, c, c.amp and precision.autocast_ok(device))
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):  # draws nothing from the run
+        fallbacks = probe_fast_paths(cfg, trial_step)
+    amp = cfg.amp and precision.autocast_ok(device)
+    if cfg.channels_last is False:
+        model = model.to(memory_format=torch.contiguous_format)
     opt = build_optimizer(model, cfg, device)
+    torch.manual_seed(cfg.seed + rank)  # but each rank draws its own augmentations
     total_steps = cfg.epochs * steps_per_epoch
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lr_lambda(int(cfg.warmup_epochs * steps_per_epoch), total_steps))
@@ -417,10 +533,13 @@ def main(cfg: Config) -> dict:
 
     run_dir = Path(cfg.out) / f"{cfg.arch}-{cfg.preset}"
     state_path, metrics_path = run_dir / "state.pt", run_dir / "metrics.csv"
-    start_epoch, rows, wall_before, snapshots = 0, [], 0.0, {}
+    start_epoch, rows, wall_before, snapshots, fitted = 0, [], 0.0, {}, None
     if cfg.resume and state_path.exists():
         st = torch.load(state_path, map_location="cpu", weights_only=True)
-        changed = {k: (st["config"][k], v) for k, v in recipe(cfg).items() if st["config"].get(k, v) != v}
+        if st.get("fitted"):  # epochs were fitted to a deadline: that is the schedule being continued
+            cfg.epochs = st["config"]["epochs"]
+        changed = {k: (st["config"][k], v) for k, v in recipe(cfg).items()
+                   if st["config"].get(k, v) != v and k not in FAST_PATHS}
         if changed:
             raise SystemExit(f"--resume: {state_path} was trained with a different recipe "
                              f"(field: (then, now): {changed}); pass the same flags, or another --out")
@@ -432,6 +551,7 @@ def main(cfg: Config) -> dict:
         set_rng_state(st["rng"])
         start_epoch, rows, wall_before = st["epoch"], st["rows"], st["wall_s"]
         snapshots = st.get("filters", {})
+        fitted = st.get("fitted")
         if master:
             print(f"resumed {cfg.arch} from {state_path} after epoch {start_epoch}", flush=True)
     elif cfg.resume and master:
@@ -453,12 +573,15 @@ def main(cfg: Config) -> dict:
             (run_dir / "done.json").unlink(missing_ok=True)  # a fresh run is not finished yet
         print(f"{spec.title} ({cfg.preset}, {size}px): {models.cost.count_params(model):,} params, "
               f"{n_train} train / {n_eval} {split} images, {world}x {device.type}, "
-              f"{cfg.epochs} epochs x {steps_per_epoch} steps", flush=True)
+              f"{cfg.epochs} epochs x {steps_per_epoch} steps, {precision.describe(device, amp)}"
+              + (f", distilling from {cfg.teacher}" if teacher is not None else ""), flush=True)
 
     # --- loop ------------------------------------------------------------------------
     t_start = time.time()
     epochs_this_run = 0
-    for epoch in range(start_epoch, cfg.epochs):
+    for epoch in itertools.count(start_epoch):
+        if epoch >= cfg.epochs:  # cfg.epochs may be refitted after the first epoch (--deadline)
+            break
         train_model.train()
         t0 = time.time()
         g = torch.Generator().manual_seed(cfg.seed * 1000 + epoch)  # same order on every rank
@@ -468,8 +591,10 @@ def main(cfg: Config) -> dict:
         correct = torch.zeros((), device=device)
         bar = _progress(cfg, master, steps_per_epoch, epoch)
         for step in range(steps_per_epoch):
+            if cfg.threads_file and device.type == "cpu" and step % cfg.log_every == 0:
+                follow_threads_file(cfg.threads_file)
             xb, ya, yb2, lam = make_batch(train_x, train_y, order[step], size, preset.in_chans, cfg)
-            loss, logits = train_step(step_fn, model, opt, xb, ya, yb2, lam, cfg, amp)
+            loss, logits = train_step(step_fn, model, opt, xb, ya, yb2, lam, cfg, amp, teacher)
             sched.step()
             if ema is not None:
                 ema.update_parameters(model)
@@ -487,7 +612,11 @@ def main(cfg: Config) -> dict:
             torch.cuda.synchronize(device)
         train_time = time.time() - t0
 
+        t_eval = time.time()
         c1, c5, n = evaluate_tensors(eval_model, eval_x, eval_y, size, preset.in_chans, device, amp=amp)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        t_eval = time.time() - t_eval
         stats = torch.stack([loss_sum / steps_per_epoch, correct / steps_per_epoch, c1.float(), c5.float(),
                              n.float()])
         if world > 1:
@@ -501,6 +630,24 @@ def main(cfg: Config) -> dict:
                "epoch_time_s": round(time.time() - t0, 2),
                "wall_time_s": round(wall_before + time.time() - t_start, 1)}
         rows.append(row)
+        if cfg.deadline and epoch == 0 and fitted is None:
+            # the first epoch ran under the full load: fit the schedule so that it ends at the
+            # deadline (export = two evaluations, before and after int8, and saving)
+            recipe_epochs, epoch_s = cfg.epochs, time.time() - t0
+            cfg.epochs = fit_epochs(cfg, epoch_s, time.time(), export_s=2 * t_eval + 20)
+            sched.lr_lambdas[0].total = cfg.epochs * steps_per_epoch
+            keep_snapshots = snapshot_epochs(cfg.epochs)
+            if world > 1:  # every rank runs rank 0's count
+                e = torch.tensor(float(cfg.epochs), device=device)
+                dist.broadcast(e, 0)
+                cfg.epochs = int(e.item())
+                sched.lr_lambdas[0].total = cfg.epochs * steps_per_epoch
+                keep_snapshots = snapshot_epochs(cfg.epochs)
+            fitted = {"recipe_epochs": recipe_epochs, "epochs": cfg.epochs, "first_epoch_s": round(epoch_s, 2),
+                      "deadline": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(cfg.deadline))}
+            if master:
+                print(f"fitted to the deadline: {cfg.epochs} epochs (recipe {recipe_epochs}; first epoch "
+                      f"{epoch_s:.1f} s, {cfg.deadline - time.time():.0f} s left)", flush=True)
         if epoch + 1 in keep_snapshots:
             snapshots[epoch + 1] = stem_weights(eval_model)
         if master:
@@ -508,7 +655,8 @@ def main(cfg: Config) -> dict:
             atomic_save({"model": model.state_dict(), "optimizer": opt.state_dict(),
                          "scheduler": sched.state_dict(), "ema": ema.state_dict() if ema is not None else None,
                          "rng": rng_state(), "epoch": epoch + 1, "rows": rows, "filters": snapshots,
-                         "wall_s": wall_before + time.time() - t_start, "config": dataclasses.asdict(cfg)},
+                         "wall_s": wall_before + time.time() - t_start, "config": dataclasses.asdict(cfg),
+                         "fitted": fitted},
                         state_path)
             write_metrics(rows, metrics_path)
         # stop while another epoch like this one would still end inside the budget
@@ -526,12 +674,13 @@ def main(cfg: Config) -> dict:
     if master and result["finished"]:
         if cfg.export:
             result["checkpoint"] = export(cfg, eval_model, rows, root, device, world, commit,
-                                          n_train, n_eval, snapshots)
+                                          n_train, n_eval, snapshots, precision.describe(device, amp),
+                                          teacher_card, {"fallbacks": fallbacks, "fitted": fitted})
         last = rows[-1]
         (run_dir / "done.json").write_text(json.dumps({
             "arch": cfg.arch, "epochs": last["epoch"], "eval_split": split,
             "top1": last[f"{split}_top1"], "top5": last[f"{split}_top5"], "wall_time_s": last["wall_time_s"],
-            "checkpoint": str(result.get("checkpoint", "")), "recipe": recipe(cfg),
+            "checkpoint": str(result.get("checkpoint", "")), "recipe": recipe(cfg), "fitted": fitted,
             "finished_at": time.strftime("%Y-%m-%d %H:%M")}, indent=1) + "\n")
     if world > 1:
         dist.barrier()
@@ -548,12 +697,17 @@ def _progress(cfg, master, total, epoch):
 
 
 def export(cfg: Config, model, rows, root, device, world, commit: str, n_train: int, n_eval: int,
-           snapshots: dict) -> Path:
+           snapshots: dict, precision_path: str = "fp32", teacher_card: dict | None = None,
+           run_facts: dict | None = None) -> Path:
     """Write checkpoints/<arch>/ (weights, card, metrics.csv, filters.safetensors); evaluate.py
-    fills the val metrics, here unless the run held out part of train (then val stays unread)."""
+    fills the val metrics, here unless the run held out part of train (then val stays unread).
+    With --storage int8 the weights are saved fp16, scored, then stored int8 and scored again
+    (the card keeps both); without a val score (holdout, --evaluate false) they stay fp16 for
+    scripts/release_zoo.py to quantise against the canonical val split."""
     import shutil
 
-    from evaluate import evaluate_checkpoint
+    from evaluate import evaluate_checkpoint, quantize_checkpoint
+    run_facts = run_facts or {}
 
     out = Path(cfg.export) / cfg.arch
     model = model.float().to(memory_format=torch.contiguous_format).cpu()
@@ -570,6 +724,10 @@ def export(cfg: Config, model, rows, root, device, world, commit: str, n_train: 
         "wall_time_s": rows[-1]["wall_time_s"],
         "train_img_s": max(r["img_s"] for r in rows),
         "hardware": hardware(device, world),
+        "precision": precision_path,
+        **({"fast_paths_off": run_facts["fallbacks"]} if run_facts.get("fallbacks") else {}),
+        **({"fitted_to_deadline": run_facts["fitted"]} if run_facts.get("fitted") else {}),
+        **({"teacher": teacher_card} if teacher_card else {}),
         "code_commit": commit,
         "dataset": {"name": "imagenette", "folder": Path(root).name, "train_images": n_train,
                     **({"fingerprint": data.split_fingerprint(root, ["train"]), "fingerprint_splits": ["train"]}
@@ -587,11 +745,14 @@ def export(cfg: Config, model, rows, root, device, world, commit: str, n_train: 
             "note": "trained on train minus this held-out slice, which was scored every epoch instead of "
                     "val; val was not read: its metrics come from scripts/evaluate.py",
         }
-    models.save(model, out, card)
+    models.save(model, out, card, storage="float16")
     shutil.copyfile(Path(cfg.out) / f"{cfg.arch}-{cfg.preset}" / "metrics.csv", out / "metrics.csv")
     if cfg.holdout > 0:
         print(f"val not read (holdout run): fill the card's metrics with "
               f"python scripts/evaluate.py --arch {cfg.arch}", flush=True)
+    elif cfg.evaluate and cfg.storage == "int8":
+        quantize_checkpoint(cfg.arch, cfg.export, root, device=str(device),
+                            limit_per_class=cfg.val_limit_per_class or None)
     elif cfg.evaluate:
         evaluate_checkpoint(cfg.arch, cfg.export, root, device=str(device),
                             limit_per_class=cfg.val_limit_per_class or None)

@@ -46,7 +46,8 @@ sys.path[:0] = [str(HERE.parent), str(HERE)]
 import train  # noqa: E402
 
 KILL_GRACE_S = 10.0   # the hard stop comes this long before the budget ends
-OWN_FLAGS = ("--arch", "--resume", "--time_budget_s")  # set here per run
+OWN_FLAGS = ("--arch", "--resume", "--time_budget_s", "--deadline")  # set here per run
+EXPORT_GRACE_S = 120.0  # with --fit_s: how long after the deadline exports may take before the hard stop
 
 
 def run_dir(cfg) -> Path:
@@ -61,17 +62,29 @@ def read_rows(cfg) -> list[dict]:
         return list(csv.DictReader(fh))
 
 
+def same_recipe(have: dict | None, want: dict, fitted: bool) -> bool:
+    """Whether a finished run's recipe is the one asked for; a schedule fitted to a deadline
+    (--fit_s) may have fewer epochs than asked."""
+    if not have:
+        return False
+    if fitted:
+        have, want = {**have, "epochs": None}, {**want, "epochs": None}
+    return have == want
+
+
 def finished(cfg) -> str | None:
     """'done' or 'exported' when this exact recipe has finished, 'conflict' when the run
     directory finished another recipe, else None."""
     want = json.loads(json.dumps(train.recipe(cfg)))
     done = run_dir(cfg) / "done.json"
     if done.exists():
-        return "done" if json.loads(done.read_text()).get("recipe") == want else "conflict"
+        d = json.loads(done.read_text())
+        return "done" if same_recipe(d.get("recipe"), want, bool(d.get("fitted"))) else "conflict"
     card = Path(cfg.export) / cfg.arch / "card.json" if cfg.export else None
     if card is not None and card.exists():
         try:
-            if json.loads(card.read_text()).get("recipe") == want:
+            c = json.loads(card.read_text())
+            if same_recipe(c.get("recipe"), want, bool(c.get("fitted_to_deadline"))):
                 return "exported"
         except ValueError:
             pass
@@ -111,6 +124,9 @@ def main(argv=None) -> int:
     ap.add_argument("--time_budget_s", type=float, default=540.0,
                     help="this invocation's wall-clock budget")
     ap.add_argument("--parallel", type=int, default=1, help="trainings at once (small nets share the GPU well)")
+    ap.add_argument("--fit_s", type=float, default=0.0,
+                    help="start every run at once and fit each schedule to end this many seconds from now "
+                         "(train.py --deadline; replaces --time_budget_s)")
     ap.add_argument("--margin_s", type=float, default=60.0,
                     help="kept back from each training's own budget for its start-up, export and exit")
     ap.add_argument("--data", default="", help="folder with train/ (and val/), passed to train.py")
@@ -133,6 +149,10 @@ def main(argv=None) -> int:
     for a in archs:
         if states[a]:
             print(f"skip {a}: {states[a]}", flush=True)
+    if args.fit_s > 0:  # every run at once, each fitting its epochs to one shared deadline
+        fit_deadline = t0 + args.fit_s
+        args.parallel = max(args.parallel, len(queue))
+        args.time_budget_s = args.fit_s + EXPORT_GRACE_S
     deadline = t0 + args.time_budget_s - KILL_GRACE_S
     running: dict[str, tuple[subprocess.Popen, object]] = {}
     failed = False
@@ -149,15 +169,16 @@ def main(argv=None) -> int:
             while queue and len(running) < args.parallel:
                 a = queue[0]
                 budget = deadline + KILL_GRACE_S - time.time() - args.margin_s
-                if budget <= 2 * last_epoch_s(cfgs[a]):
+                if args.fit_s <= 0 and budget <= 2 * last_epoch_s(cfgs[a]):
                     queue.clear()  # out of time for this one, so for the rest too (in order)
                     break
                 queue.pop(0)
                 d = run_dir(cfgs[a])
                 d.mkdir(parents=True, exist_ok=True)
                 log = open(d / "train.log", "a")
-                cmd = [sys.executable, str(HERE / "train.py"), "--arch", a, "--resume", "true",
-                       "--time_budget_s", f"{budget:.2f}", *train_args]
+                limit = (["--deadline", f"{fit_deadline:.2f}"] if args.fit_s > 0
+                         else ["--time_budget_s", f"{budget:.2f}"])
+                cmd = [sys.executable, str(HERE / "train.py"), "--arch", a, "--resume", "true", *limit, *train_args]
                 log.write(f"\n# {time.strftime('%Y-%m-%d %H:%M:%S')} train_zoo: {' '.join(cmd)}\n")
                 log.flush()
                 running[a] = (subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT), log)

@@ -406,24 +406,94 @@ def test_train_zoo_stops_runs_at_its_deadline(tiny_data, tmp_path):
     assert st["runs"][0]["epochs_done"] < 500
 
 
-def test_device_zoo_trains_in_the_background_and_hands_back_what_is_finished(tiny_data, tmp_path):
-    """scripts/device_zoo.sh: `start` returns at once with the zoo training in its own session;
-    `fetch` waits for a finished run and bundles its checkpoint into $OUT as tar parts."""
-    import io
-    import tarfile
+def test_device_zoo_flow_fits_the_deadline_bundles_and_releases(tiny_data, tmp_path):
+    """The GPU window rehearsed on the CPU: scripts/device_zoo.sh `run` says MPS is absent,
+    starts every run at once, each fits its epochs to the shared deadline and its schedule
+    reaches its end (learning rate 0 at the last epoch); what is finished comes back as tar
+    parts; `fetch` hands back nothing twice; scripts/release_zoo.py unpacks the parts into a
+    repository, stores and scores int8, stages and reports the counted size, and splits the
+    release when it is over the limit."""
     env = {**os.environ, "VH_ZOO_DATA": str(tiny_data), "VH_ZOO_RUNS": str(tmp_path / "runs"),
-           "OUT": str(tmp_path / "out"), "PYTHON": sys.executable, "OMP_NUM_THREADS": "1", "VH_ZOO_WAIT_S": "300"}
-    flags = ["--archs", "lenet5", "--epochs", "1", "--export", str(tmp_path / "ck"), *TINY]
+           "OUT": str(tmp_path / "out"), "PYTHON": sys.executable, "OMP_NUM_THREADS": "1",
+           "VH_ZOO_FIT_S": "45", "VH_ZOO_WAIT_S": "120", "PATH": "/usr/bin:/bin"}
+    flags = ["--archs", "lenet5,bn_convnet", "--epochs", "400", "--min_epochs", "2",
+             "--export", str(tmp_path / "ck"), *TINY]
     script = str(REPO / "scripts" / "device_zoo.sh")
     t0 = time.time()
-    r = subprocess.run(["bash", script, "start", *flags], env=env, capture_output=True, text=True, timeout=60)
-    assert r.returncode == 0 and "started train_zoo.py" in r.stdout, r.stderr
-    assert time.time() - t0 < 30                                   # it does not wait for the training
-    r = subprocess.run(["bash", script, "fetch", *flags], env=env, capture_output=True, text=True, timeout=400)
-    assert r.returncode == 0, r.stdout + r.stderr
-    assert "bundled lenet5" in r.stdout
+    r = subprocess.run(["bash", script, "run", *flags], env=env, capture_output=True, text=True, timeout=400)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert "MPS: absent" in r.stdout and "plain time slicing" in r.stdout
+    assert time.time() - t0 < 45 + 140 + 30
+    for arch in ("lenet5", "bn_convnet"):
+        _, card = models.load(arch, tmp_path / "ck")
+        fit = card["fitted_to_deadline"]
+        assert fit["recipe_epochs"] == 400 and 2 <= card["epochs"] == fit["epochs"] < 400
+        rows = _rows(tmp_path / "runs" / f"{arch}-explorer" / "metrics.csv")
+        assert len(rows) == card["epochs"] and float(rows[-1]["lr"]) < 1e-9  # the schedule ran to its end
+        assert f"--epochs {card['epochs']}" in card["command"] and "deadline" not in card["command"]
+        assert card["storage"] == "int8" and "val_top1" in card["full_precision"]
     parts = sorted((tmp_path / "out").glob("zoo-*.tar.part*"))
-    names = tarfile.open(fileobj=io.BytesIO(b"".join(p.read_bytes() for p in parts))).getnames()
-    assert "checkpoints/lenet5/card.json" in names and "runs/lenet5-explorer/metrics.csv" in names
-    r = subprocess.run(["bash", script, "fetch", *flags], env=env, capture_output=True, text=True, timeout=400)
-    assert "bundled no checkpoints" in r.stdout and "has ended" in r.stdout   # nothing is handed back twice
+    assert parts and "bundled" in r.stdout
+    r2 = subprocess.run(["bash", script, "fetch", *flags], env=env, capture_output=True, text=True, timeout=200)
+    assert "bundled no checkpoints" in r2.stdout and "has ended" in r2.stdout  # nothing is handed back twice
+
+    # the release, into a scratch repository that ships an older lenet5
+    repo = tmp_path / "repo"
+    (repo / "checkpoints").mkdir(parents=True)
+    (repo / "README.md").write_text("# zoo\n<!-- zoo:start -->\n<!-- zoo:end -->\n")
+    torch.manual_seed(0)
+    models.save(models.create("lenet5"), repo / "checkpoints" / "lenet5", {"num_classes": 10})
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "old zoo"], check=True)
+    r3 = subprocess.run([sys.executable, str(REPO / "scripts" / "release_zoo.py"), "--from", str(tmp_path / "out"),
+                         "--checkpoints", str(repo / "checkpoints"), "--data", str(tiny_data),
+                         "--limit_mib", "0.3", "--hold", str(tmp_path / "hold"),
+                         "--report", str(tmp_path / "report.json")],
+                        capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert r3.returncode == 0, r3.stdout[-3000:] + r3.stderr[-3000:]
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert "staged change counts" in r3.stdout and report["counted_mib"] > 0
+    staged = subprocess.run([*git, "diff", "--binary", "--cached"], capture_output=True, check=True).stdout
+    assert abs(len(staged) / 2 ** 20 - report["counted_mib"]) < 0.01
+    # bn_convnet (1.2M parameters) does not fit 0.3 MiB: it waits outside the repository
+    assert report["released"] == ["lenet5"] and report["held_back"] == ["bn_convnet"]
+    assert (tmp_path / "hold" / "bn_convnet" / "card.json").exists()
+    assert not (repo / "checkpoints" / "bn_convnet").exists()
+    _, card = models.load("lenet5", repo / "checkpoints")
+    assert card["storage"] == "int8" and (repo / "checkpoints" / "lenet5" / "retrieval.safetensors").exists()
+    assert "LeNet-5" in (repo / "README.md").read_text()
+    for step in ("units (units.py)", "robustness (robustness.py)", "evaluation, before and after int8 (evaluate.py)"):
+        assert report["timings"][step]["cpu_min"] >= 0
+
+
+def test_fit_epochs_ends_the_schedule_by_the_deadline():
+    cfg = train.parse_config(["--arch", "resnet18", "--deadline", "1000", "--min_epochs", "10"])
+    assert cfg.epochs == 80
+    assert train.fit_epochs(cfg, epoch_s=10, now=600, export_s=40) == 37   # 1 done + 36 more in 360 s
+    assert train.fit_epochs(cfg, epoch_s=1, now=0, export_s=0) == 80       # capped at the recipe
+    assert train.fit_epochs(cfg, epoch_s=100, now=900, export_s=0) == 10   # never below the floor
+    s = train.Schedule(warmup_steps=10, total_steps=100)
+    before = [s(i) for i in range(10)]
+    s.total = 50                                                          # refitted while warming up
+    assert [s(i) for i in range(10)] == before and s(49) > 0 and s(50) == 0
+
+
+def test_a_failing_fast_path_falls_back_instead_of_failing():
+    cfg = train.parse_config(["--arch", "resnet18", "--compile", "false"])
+    assert cfg.fused_optimizer and cfg.channels_last and cfg.amp
+    tried = []
+
+    def step(c):
+        tried.append((c.fused_optimizer, c.channels_last, c.amp))
+        if c.fused_optimizer:
+            raise RuntimeError("fused kernels need CUDA\nmore")
+    off = train.probe_fast_paths(cfg, step)
+    assert off == ["fused_optimizer: RuntimeError: fused kernels need CUDA"]
+    assert tried == [(True, True, True), (False, True, True)] and cfg.channels_last and cfg.amp
+
+    def broken(c):
+        raise ValueError("the model itself is broken")
+    with pytest.raises(ValueError):
+        train.probe_fast_paths(train.parse_config(["--arch", "resnet18"]), broken)  # after every fallback
