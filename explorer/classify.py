@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 
 from explorer import robustness, zoo
-from models import data
+from models import data, precision
 
 
 @dataclass
@@ -55,7 +55,8 @@ def classify(loaded: dict, image: Image.Image, k: int = 5, corruption: str | Non
             key = (model.input_size, model.in_chans)
             if key not in inputs:
                 inputs[key] = model_input(image, *key, corruption, severity)
-            probs = model(inputs[key].contiguous(memory_format=torch.channels_last)).float().softmax(-1)[0]
+            with precision.serving(model):  # bf16 only where it keeps the answers (models.precision)
+                probs = model(inputs[key].contiguous(memory_format=torch.channels_last)).float().softmax(-1)[0]
             names = [c["name"] for c in card.get("classes", [])] or data.NAMES
             p, i = probs.topk(min(k, len(probs)))
             results.append(Result(arch, card.get("title", arch),
