@@ -61,9 +61,14 @@ def build(checkpoints: Path, root: Path, archs: list[str] | None = None, per_cla
     glabels = torch.tensor([labels[i] for i in gidx])
     files = [str(paths[i].relative_to(root)) for i in gidx]
 
-    thumbs_all, _ = data.load_split(root, "train", THUMB)
     gpath = checkpoints / retrieval.GALLERY
-    retrieval.save_gallery(gpath, thumbs_all[gidx], glabels, files)
+    try:  # the same images already: keep the file (another JPEG encoder would only churn its bytes)
+        same = retrieval.load_gallery(gpath).files == files
+    except retrieval.RetrievalError:
+        same = False
+    if not same:
+        thumbs_all, _ = data.load_split(root, "train", THUMB)
+        retrieval.save_gallery(gpath, thumbs_all[gidx], glabels, files)
     gallery = retrieval.load_gallery(gpath)  # what the app will see (JPEG-decoded)
     print(f"gallery: {len(gidx)} train images -> {gpath} ({gpath.stat().st_size / 2**20:.2f} MiB)")
 

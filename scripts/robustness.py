@@ -46,12 +46,28 @@ def top1(model, x_u8: torch.Tensor, y: torch.Tensor, corruption: str | None, sev
     return round(100 * correct / len(x_u8), 2)
 
 
+def kept_entries(checkpoints: Path, per_class: int, root: Path) -> dict:
+    """The entries of the existing file that are still true: same images, and made from the
+    weights each checkpoint ships now (a release of some models keeps the others' rows)."""
+    old = robustness.load(checkpoints / robustness.ROBUSTNESS) or {}
+    if old.get("per_class") != per_class or old.get("data_fingerprint") != data.fingerprint(root):
+        return {}
+    kept = {}
+    for arch, m in old.get("models", {}).items():
+        try:
+            if m.get("weights_sha256") == weights_sha(models.read_card(arch, checkpoints)):
+                kept[arch] = m
+        except (models.CheckpointError, KeyError):
+            pass
+    return kept
+
+
 def build(checkpoints: Path, root: Path, archs: list[str] | None = None, per_class: int = 50) -> dict:
     archs = archs or [s.name for s in models.list_architectures() if (checkpoints / s.name / "card.json").exists()]
     out = {"per_class": per_class, "severities": list(robustness.SEVERITIES),
            "corruptions": {k: [robustness.describe(k, s) for s in robustness.SEVERITIES]
                            for k in robustness.CORRUPTIONS},
-           "data_fingerprint": data.fingerprint(root), "models": {}}
+           "data_fingerprint": data.fingerprint(root), "models": kept_entries(checkpoints, per_class, root)}
     for arch in archs:
         t0 = time.time()
         model, card = models.load(arch, checkpoints)
@@ -68,6 +84,8 @@ def build(checkpoints: Path, root: Path, archs: list[str] | None = None, per_cla
         mean = sum(sum(v) for v in m["corrupted_top1"].values()) / (len(robustness.CORRUPTIONS) * 3)
         print(f"{arch:13s} clean {m['clean_top1']:6.2f}  corrupted mean {mean:6.2f}  "
               f"({len(keep)} images, {m['seconds']:.0f} s)", flush=True)
+    order = [s.name for s in models.list_architectures()]
+    out["models"] = dict(sorted(out["models"].items(), key=lambda kv: order.index(kv[0])))
     path = checkpoints / robustness.ROBUSTNESS
     path.write_text(json.dumps(out, indent=1) + "\n")
     print(f"wrote {path}")
