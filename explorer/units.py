@@ -344,3 +344,98 @@ def depth_sentence(u: Units) -> str:
     return (f"Mean class selectivity {trend} with depth here: {first['mean selectivity']:.2f} in {first['layer']}, "
             f"{last['mean selectivity']:.2f} in {last['layer']}, {rows[-1]['mean selectivity']:.2f} in "
             f"{rows[-1]['layer']}.")
+
+
+# --- deconvnet projections (Zeiler & Fergus 2014) -----------------------------------------
+
+class _DeconvReLU(torch.autograd.Function):
+    """ReLU going up; on the way down the deconvnet's rule: rectify the signal itself (not masked by
+    where the forward ReLU was active, which would be plain backpropagation)."""
+
+    @staticmethod
+    def forward(ctx, x, upper):
+        return x.clamp(min=0) if upper is None else x.clamp(0, upper)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad.clamp(min=0), None
+
+
+def deconv_applicable(model) -> str | None:
+    """None when the deconvnet applies to the model (its nonlinearities are ReLU modules), else why not."""
+    from torch import nn
+    relus = [m for m in model.modules() if isinstance(m, (nn.ReLU, nn.ReLU6))]
+    others = [type(m).__name__ for m in model.modules() if isinstance(m, (nn.GELU, nn.Tanh, nn.SiLU, nn.Hardswish))]
+    if not relus or others:
+        return ("the deconvnet is defined for networks of convolutions, ReLUs and max-pooling; this one's "
+                "nonlinearities are " + (", ".join(sorted(set(others))) if others else "not ReLU layers") + ".")
+    return None
+
+
+def deconv_projection(model, layer: Layer, unit: int, x: torch.Tensor, pos: int) -> torch.Tensor:
+    """Zeiler & Fergus's deconvnet ("Visualizing and understanding convolutional networks", ECCV 2014):
+    the unit's single activation at grid position `pos` (all other activations of the layer set to
+    zero) projected back to the input pixels. Convolutions are undone by their transposes with the
+    same filters, max-pooling by the switches of the forward pass, ReLUs by rectifying the
+    reconstruction -- autograd's backward pass with the ReLU rule swapped; SE gates count as the fixed
+    channel scales they were for this image. (C, H, W), signed.
+
+    `x` is one normalised (1, C, H, W) image; the model is left as it was (hooks removed)."""
+    from torch import nn
+    stash: dict[int, torch.Tensor] = {}
+    hooks = []
+    for m in model.modules():
+        if isinstance(m, (nn.ReLU, nn.ReLU6)):
+            upper = 6.0 if isinstance(m, nn.ReLU6) else None
+            hooks.append(m.register_forward_pre_hook(lambda mod, inp: stash.__setitem__(id(mod), inp[0].clone())))
+            hooks.append(m.register_forward_hook(
+                lambda mod, inp, out, upper=upper: _DeconvReLU.apply(stash.pop(id(mod)), upper)))
+        elif isinstance(m, nn.Sigmoid):     # an SE gate: a fixed per-channel scale on the way down
+            hooks.append(m.register_forward_hook(lambda _m, _i, out: out.detach()))
+    captured: list[torch.Tensor] = []
+    if layer.path:
+        hooks.append(model.get_submodule(layer.path).register_forward_hook(lambda _m, _i, o: captured.append(o)))
+    try:
+        with torch.enable_grad():
+            x = x.detach().clone().requires_grad_(True)
+            feats = model.forward_features(x)
+            act = captured[-1] if layer.path else feats
+            if layer.grid is None or pos < 0:
+                target = act.reshape(act.shape[0], -1)[0, unit] if act.dim() == 2 else act[0, unit].flatten()[0]
+            else:
+                target = act[0, unit].flatten()[int(pos)]
+            if float(target.detach()) <= 0:   # a silent unit projects nothing
+                return torch.zeros_like(x[0]).detach()
+            (grad,) = torch.autograd.grad(target, x)
+    finally:
+        for h in hooks:
+            h.remove()
+    return grad[0].detach()
+
+
+def projection_picture(proj: torch.Tensor, box: tuple[int, int, int, int], size: int = 128):
+    """A projection as Zeiler & Fergus draw it: grey is zero, each image scaled to its own largest
+    magnitude; cropped to `box` and resized to (size, size, 3) uint8."""
+    import numpy as np
+    import torch.nn.functional as F
+    crop = proj[:, box[0]:box[2], box[1]:box[3]].float()
+    if crop.shape[0] == 1:
+        crop = crop.expand(3, -1, -1)
+    peak = crop.abs().max().clamp(min=1e-12)
+    img = (crop / peak * 0.5 + 0.5) * 255
+    img = F.interpolate(img[None], size=(size, size), mode="bilinear", align_corners=False, antialias=True)[0]
+    return img.clamp(0, 255).byte().permute(1, 2, 0).numpy().astype(np.uint8)
+
+
+def projections(model, u: Units, layer: Layer, unit: int, root: Path, size: int = 128) -> list:
+    """The deconvnet projection of the unit in each of its top-9 val images, cropped like `unit_crops`."""
+    from PIL import Image
+    paths, _ = data.list_split(root, "val")
+    v = u.val[layer.key]
+    out = []
+    for i, p in zip(v["top_idx"][unit].tolist(), v["top_pos"][unit].tolist()):
+        with Image.open(paths[i]) as im:
+            x = data.preprocess(im, model.input_size, model.in_chans)
+        proj = deconv_projection(model, layer, unit, x, p)
+        out.append(projection_picture(proj, crop_box(layer, p, model.input_size), size))
+    return out

@@ -42,6 +42,7 @@ PAGES = {
     "pages/5_SE_Excitation.py": ("SE gates", ":material/tune:", "se", "SE_Excitation"),
     "pages/6_ViT_Attention.py": ("Attention", ":material/visibility:", "attention", "ViT_Attention"),
     "pages/7_Attributions.py": ("Attributions", ":material/explore:", "all", "Attributions"),
+    "pages/10_Representations.py": ("Representations", ":material/hub:", "all", "Representations"),
 }
 
 

@@ -40,6 +40,13 @@ def fingerprint() -> str | None:
     return data.fingerprint(root) if root is not None else None
 
 
+@st.cache_data(show_spinner="Projecting the unit back to the pixels (deconvnet)...", max_entries=64)
+def deconv_pictures(arch: str, key: str, unit: int):
+    layer = next(ly for ly in unit_file(arch).layers if ly.key == key)
+    with zoo.using():
+        return units.projections(loaded[arch][0], unit_file(arch), layer, unit, data.default_root())
+
+
 u = unit_file(arch)
 if u is None:
     st.info(f"No unit file is shipped for {card.get('title', arch)} yet; `python scripts/units.py --arch {arch}` "
@@ -126,6 +133,29 @@ with left:
         why = ("the Imagenette val split is not on this machine (`python scripts/download_data.py` fetches it)"
                if root is None else "the Imagenette copy on this machine is not the one the unit file was computed on")
         st.caption(f"From the 1,000 training images shipped with the app (64 px thumbnails), as {why}.")
+    # Zeiler & Fergus's Figure 2: each top image's activation projected back to the pixels
+    not_deconv = units.deconv_applicable(model)
+    if st.toggle("Deconvnet projections (Zeiler & Fergus 2014)",
+                 key="units-deconv", disabled=not use_val or not_deconv is not None,
+                 help="What in each top image drives the unit: its activation projected back to the pixels."):
+        projs = deconv_pictures(arch, key, unit)
+        for row in range(3):
+            cols = st.columns(3)
+            for col, c, pic in zip(cols, crops[row * 3:row * 3 + 3], projs[row * 3:row * 3 + 3]):
+                col.image(pic, width=min(UNIT_PX, max(96, int(ui.MAX_ZOOM * c["source_px"]))),
+                          caption=f"{c['class']} · {'projection' if c['activation'] > 0 else 'silent'}")
+        st.caption("The unit's strongest activation in each image above, alone (every other activation of the layer "
+                   "set to zero), projected back to the pixels by a deconvnet: each convolution undone by its "
+                   "transpose with the same filters, each max-pooling by the positions that won it, each ReLU by "
+                   "rectifying the reconstruction" + (", each SE gate kept at its value for the image" if
+                                                      "Sigmoid" in {type(m).__name__ for m in model.modules()} else "")
+                   + ". Grey is zero (all grey: the unit is silent on that image); each picture is scaled to its own "
+                   "strongest pixel and cropped like the image above. A large stride in the first layer makes them "
+                   "grainy: Zeiler & Fergus found that aliasing in AlexNet and gave ZFNet 7x7 stride-2 filters.")
+    elif not_deconv is not None:
+        st.caption(f"Deconvnet projections are not shown for {card.get('title', arch)}: {not_deconv}")
+    elif not use_val:
+        st.caption("Deconvnet projections need the val images at full size, which are not on this machine.")
 with right:
     means = pd.DataFrame({"class": data.NAMES, "mean activation": v["class_mean"][unit].tolist()})
     means["preferred"] = means["class"] == data.NAMES[int(best[unit])]

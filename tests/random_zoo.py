@@ -1,5 +1,6 @@
 """Random-weight checkpoints, evaluated on a given (tiny) data folder, with every side file
-the pages read (retrieval, SE profiles, units, attention figures, robustness) built from them.
+the pages read (retrieval, SE profiles, units, attention figures, robustness, representations)
+built from them.
 
 Used by the AppTest fixture (a few architectures) and by the browser test of the whole
 14-model zoo's layout; also by hand, to look at the app with every architecture loaded:
@@ -29,6 +30,7 @@ def build(dest: Path, data_root: Path, archs: list[str] | None = None, per_class
     and every side file built from them on that data."""
     import attention_figures
     import build_index
+    import representations as representations_script
     import robustness as robustness_script
     import se_profiles
     import units as units_script
@@ -46,6 +48,7 @@ def build(dest: Path, data_root: Path, archs: list[str] | None = None, per_class
     units_script.build(dest, data_root)
     attention_figures.build(dest, data_root, per_class=1)
     robustness_script.build(dest, data_root, per_class=1)
+    representations_script.build(dest, data_root)
     return dest
 
 

@@ -113,3 +113,92 @@ def test_selectivity_grows_with_depth_in_the_best_shipped_cnn():
 def test_shipped_unit_files_fit_the_budget():
     total = sum((REPO / "checkpoints" / a / units.UNITS).stat().st_size for a in SHIPPED)
     assert total <= 20 * 2**20
+
+
+# --- deconvnet projections (Zeiler & Fergus 2014) ------------------------------------------
+
+@pytest.mark.parametrize("arch", ["alexnet", "vgg16", "se_resnet18", "mobilenet_v2"])
+def test_deconv_projection_stays_inside_the_receptive_field(arch):
+    """A unit's projection reaches exactly the pixels its receptive field covers (SE gates held
+    fixed), differs from the plain gradient (the ReLU rule is the deconvnet's), and leaves the
+    model as it was."""
+    torch.manual_seed(0)
+    model = models.create(arch).eval()
+    assert units.deconv_applicable(model) is None
+    x = torch.randn(1, 3, model.input_size, model.input_size)
+    before = model(x)
+    for depth, ly in enumerate(units.probe_layers(arch)[:2]):
+        acts: list = []
+        hook = model.get_submodule(ly.path).register_forward_hook(lambda m, i, o: acts.append(o))
+        with torch.no_grad():
+            model(x)
+        hook.remove()
+        unit = int(acts[0][0].flatten(1).amax(1).argmax())        # the layer's strongest unit, at its peak
+        pos = int(acts[0][0, unit].flatten().argmax())
+        proj = units.deconv_projection(model, ly, unit, x, pos)
+        assert proj.shape == x.shape[1:] and proj.abs().sum() > 0
+        t, left, b, r = units.crop_box(ly, pos, model.input_size)
+        outside = proj.abs().sum(0)
+        outside[t:b, left:r] = 0
+        assert outside.max() == 0, f"{ly.label}: the projection leaves the {ly.rf:g} px receptive field"
+        xg = x.clone().requires_grad_(True)
+        captured: list = []
+        h = model.get_submodule(ly.path).register_forward_hook(lambda m, i, o: captured.append(o))
+        model.forward_features(xg)
+        h.remove()
+        (plain,) = torch.autograd.grad(captured[0][0, unit].flatten()[pos], xg)
+        if depth:   # below the first ReLU the two rules differ (above it, through one convolution, they agree)
+            assert not torch.allclose(plain[0], proj), "the projection is the plain gradient"
+    assert all(not m._forward_hooks and not m._forward_pre_hooks for m in model.modules())
+    assert torch.equal(model(x), before)
+
+
+def test_deconv_is_not_offered_where_it_is_undefined():
+    for arch in ("vit", "mlp_mixer", "lenet5"):
+        with torch.device("meta"):
+            model = models.create(arch)
+        assert units.deconv_applicable(model)
+
+
+
+def test_a_silent_unit_projects_nothing():
+    torch.manual_seed(0)
+    model = models.create("alexnet").eval()
+    layer = units.probe_layers("alexnet")[0]                      # after a ReLU: many zeros
+    x = torch.randn(1, 3, 128, 128)
+    captured: list = []
+    h = model.get_submodule(layer.path).register_forward_hook(lambda m, i, o: captured.append(o))
+    with torch.no_grad():
+        model(x)
+    h.remove()
+    unit, pos = [int(v) for v in (captured[0][0].flatten(1) == 0).nonzero()[0]]
+    assert units.deconv_projection(model, layer, unit, x, pos).abs().sum() == 0
+    live = (captured[0][0].flatten(1) > 0).nonzero()[0]
+    assert units.deconv_projection(model, layer, int(live[0]), x, int(live[1])).abs().sum() > 0
+
+
+@pytest.mark.skipif(data.default_root() is None or "alexnet" not in SHIPPED, reason="needs the data and AlexNet")
+def test_units_page_shows_deconvnet_projections(monkeypatch):
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    import explorer.zoo
+    monkeypatch.delenv("VH_CHECKPOINTS", raising=False)
+    monkeypatch.setattr(explorer.zoo, "CHECKPOINTS", REPO / "checkpoints")
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    try:
+        at = AppTest.from_file(str(REPO / "app.py"), default_timeout=240)
+        for k, v in (("arch", "alexnet"), ("layer", "L2"), ("unit", "7")):
+            at.query_params[k] = v
+        at.switch_page("pages/9_Units.py")
+        at.run()
+        assert not at.exception
+        at.toggle(key="units-deconv").set_value(True).run()
+        assert not at.exception, [e.message for e in at.exception]
+        captions = [c for im in at.get("image") for c in im.captions]
+        assert sum(c.endswith(("· projection", "· silent")) for c in captions) == 9
+        assert any("projected back to the pixels by a deconvnet" in c.value for c in at.caption)
+    finally:
+        st.cache_resource.clear()
+        st.cache_data.clear()
