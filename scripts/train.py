@@ -554,6 +554,19 @@ def main(cfg: Config) -> dict:
         fitted = st.get("fitted")
         if master:
             print(f"resumed {cfg.arch} from {state_path} after epoch {start_epoch}", flush=True)
+        if cfg.deadline and fitted is None and rows and start_epoch < cfg.epochs:
+            # a run begun without a deadline, now given one: refit what is left to end by it,
+            # timed by its latest epoch (the cosine from here on decays to zero at the new end)
+            recipe_epochs, epoch_s = cfg.epochs, float(rows[-1]["epoch_time_s"])
+            more = int(max(0.0, cfg.deadline - time.time() - (epoch_s / 4 + 60)) // max(epoch_s, 1e-6))
+            cfg.epochs = min(recipe_epochs, start_epoch + max(1, more))
+            sched.lr_lambdas[0] = Schedule(int(cfg.warmup_epochs * steps_per_epoch), cfg.epochs * steps_per_epoch)
+            fitted = {"recipe_epochs": recipe_epochs, "epochs": cfg.epochs, "refit_after_epoch": start_epoch,
+                      "epoch_s": round(epoch_s, 2),
+                      "deadline": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(cfg.deadline))}
+            if master:
+                print(f"refitted to the deadline after epoch {start_epoch}: {cfg.epochs} epochs in all "
+                      f"(was {recipe_epochs}; latest epoch {epoch_s:.0f} s)", flush=True)
     elif cfg.resume and master:
         print(f"--resume: no {state_path} yet, starting fresh", flush=True)
 
