@@ -22,6 +22,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import shutil
 import socket
 import statistics
@@ -109,7 +110,7 @@ def server_figures(checkpoints: Path, env: dict | None = None) -> dict:
             page.goto(f"{url}/Classify")
             page.get_by_text("Your upload", exact=True).click()
             page.locator("input[type=file]").first.set_input_files(str(SAMPLE))
-            page.get_by_text("models say").first.wait_for()
+            page.get_by_text(re.compile("models say|models disagree")).first.wait_for()
             first = time.perf_counter() - t0
             rss = psutil.Process(proc.pid).memory_info().rss / 2**20
             # then the heaviest page: every attribution method on the two biggest models present

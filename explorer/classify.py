@@ -66,16 +66,27 @@ def classify(loaded: dict, image: Image.Image, k: int = 5, corruption: str | Non
 
 
 def agreement(results: list[Result]) -> dict:
-    """How far the models agree on their top-1 answer."""
+    """How far the models agree on their top-1 answer.
+
+    `label` is the answer with the most votes, or None when no answer leads: several models and
+    no answer with more than one vote, or two answers tied at the top (`split`). The page then
+    says the models disagree and lists `answers` (each answer, best voted first, with the models
+    that gave it) instead of naming one. Each model's own answer is the one the matrix outlines."""
     if not results:
-        return {"label": None, "votes": 0, "models": 0, "agree": [], "disagree": [], "counts": {}}
+        return {"label": None, "votes": 0, "models": 0, "split": False, "tied": [], "agree": [], "disagree": [],
+                "answers": [], "counts": {}}
     votes = Counter(r.top[0][0] for r in results)
-    label, n = votes.most_common(1)[0]
+    ranked = votes.most_common()              # ties keep the order the models first gave them
+    label, n = ranked[0]
+    tied = [lab for lab, c in ranked if c == n]
+    split = len(tied) > 1                     # each answer one vote, or answers level at the top
     return {
-        "label": label, "votes": n, "models": len(results),
-        "agree": [r.title for r in results if r.top[0][0] == label],
-        "disagree": [(r.title, r.top[0][0]) for r in results if r.top[0][0] != label],
-        "counts": dict(votes.most_common()),
+        "label": None if split else label, "votes": n, "models": len(results), "split": split,
+        "tied": tied if split else [label],
+        "agree": [] if split else [r.title for r in results if r.top[0][0] == label],
+        "disagree": [] if split else [(r.title, r.top[0][0]) for r in results if r.top[0][0] != label],
+        "answers": [(lab, [r.title for r in results if r.top[0][0] == lab]) for lab, _ in ranked],
+        "counts": dict(ranked),
     }
 
 

@@ -2,8 +2,13 @@
 
 Handled: JPEG, PNG, WebP, BMP, TIFF, GIF (first frame of an animation), EXIF rotation,
 CMYK, 16-bit and float greys, palette images, alpha (composited on white). Refused with
-a message: empty files, non-images, truncated files, decompression bombs, absurd sizes.
-Nothing here raises anything but `ImageError` for bad input.
+a message: empty files, files of other types (named: AVIF, HEIC, SVG, PDF...), non-images,
+truncated files, decompression bombs, absurd sizes. The uploader takes any file, so this
+is where a wrong type is refused, in a sentence. Nothing here raises anything but
+`ImageError` for bad input.
+
+Sizes are in decimal megabytes (1 MB = 1,000,000 bytes), the unit Streamlit's uploader
+lists files in, so the size a message gives is the one on the file's chip.
 """
 from __future__ import annotations
 
@@ -16,11 +21,45 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 MAX_PIXELS = 40_000_000        # Pillow refuses anything larger before decoding it
-MAX_BYTES = 20 * 1024 * 1024   # the same cap as .streamlit/config.toml's maxUploadSize
+MAX_MB = 20
+MAX_BYTES = MAX_MB * 1_000_000  # decimal MB, as the uploader shows sizes; the browser's own cap is
+                                # .streamlit/config.toml's maxUploadSize (200 MB), so the page can say why
 MIN_SIDE = 8
 MAX_ASPECT = 20
 FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "TIFF", "GIF", "MPO")
-UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff", "gif"]
+ACCEPTED = "JPEG, PNG, WebP, BMP, TIFF or GIF"
+LIMIT = f"up to {MAX_MB} MB each"
+# Formats people upload that this app does not read, told apart by their first bytes (never
+# decoded): (test on the first 64 bytes, name for the message).
+OTHER_FORMATS = [
+    (lambda h: h[4:8] == b"ftyp" and b"avi" in h[8:40], "an AVIF image"),
+    (lambda h: h[4:8] == b"ftyp" and any(b in h[8:40] for b in (b"heic", b"heix", b"hevc", b"heim", b"mif1")),
+     "a HEIC/HEIF image (the iPhone's format)"),
+    (lambda h: h.startswith(b"\xff\x0a") or h.startswith(b"\0\0\0\x0cJXL "), "a JPEG XL image"),
+    (lambda h: h.startswith(b"%PDF"), "a PDF document"),
+    (lambda h: b"<svg" in h.lower() or (h.lstrip().startswith(b"<?xml") and b"svg" in h.lower()), "an SVG drawing"),
+    (lambda h: h.startswith(b"8BPS"), "a Photoshop file"),
+    (lambda h: h.startswith(b"\0\0\1\0"), "an icon file"),
+    (lambda h: h[4:8] == b"ftyp", "a video or other media file"),
+    (lambda h: h.startswith(b"PK\x03\x04"), "a zip archive (or an Office document)"),
+]
+
+
+def size_text(n: int) -> str:
+    """A file size as the uploader writes it on a file's chip (decimal MB, one decimal); in
+    bytes where that would round to the limit itself ('20.0 MB' over a 20 MB limit)."""
+    mb = n / 1000 / 1000   # the uploader divides by 1000 twice: the same rounding as its chip
+    if mb > MAX_MB and round(mb, 1) <= MAX_MB:
+        return f"{n:,} bytes"
+    return f"{mb:.1f} MB"
+
+
+def kind_of(head: bytes) -> str | None:
+    """What a file that is not a readable image is, from its first bytes, or None."""
+    for test, what in OTHER_FORMATS:
+        if test(head[:64]):
+            return what
+    return None
 
 
 class ImageError(ValueError):
@@ -39,7 +78,9 @@ def load_image(raw: bytes, name: str = "image") -> LoadedImage:
     if not raw:
         raise ImageError(f"{name} is empty (0 bytes).")
     if len(raw) > MAX_BYTES:
-        raise ImageError(f"{name} is {len(raw) / 2**20:.1f} MB; the limit is {MAX_BYTES // 2**20} MB.")
+        size = size_text(len(raw))
+        limit = f"{MAX_MB} MB ({MAX_BYTES:,} bytes)" if size.endswith("bytes") else f"{MAX_MB} MB"
+        raise ImageError(f"{name} is {size}; the limit is {limit}.")
     notes: list[str] = []
     Image.MAX_IMAGE_PIXELS = MAX_PIXELS
     Image.init()  # registers every plugin, so the format whitelist below can name them
@@ -68,7 +109,11 @@ def load_image(raw: bytes, name: str = "image") -> LoadedImage:
         raise ImageError(f"{name} declares too many pixels (over {MAX_PIXELS // 1_000_000} megapixels); "
                          "it was refused before decoding.") from None
     except UnidentifiedImageError:
-        raise ImageError(f"{name} is not an image this app can read (JPEG, PNG, WebP, BMP, TIFF or GIF).") from None
+        what = kind_of(raw)
+        if what:
+            raise ImageError(f"{name} is {what}, which this app cannot read; it reads {ACCEPTED} "
+                             "(save the picture as one of those first).") from None
+        raise ImageError(f"{name} is not an image this app can read; it reads {ACCEPTED}.") from None
     except (OSError, SyntaxError, ValueError, EOFError) as e:
         raise ImageError(f"{name} could not be decoded; it may be truncated or damaged ({_short(e)}).") from None
     except Exception as e:  # noqa: BLE001 -- a decoder bug must still not reach the page as a traceback

@@ -6,13 +6,14 @@ the Streamlit-free modules beside it, which the tests exercise directly.
 from __future__ import annotations
 
 import functools
+import re
 
 import numpy as np
 import streamlit as st
 from PIL import Image
 
 from explorer import zoo
-from explorer.images import UPLOAD_TYPES, ImageError, LoadedImage, load_image
+from explorer.images import ACCEPTED, LIMIT, ImageError, LoadedImage, load_image
 
 DEFAULT_SAMPLE = "golf_ball-1.jpg"
 
@@ -55,13 +56,15 @@ def sidebar() -> None:
 # Streamlit's wide layout keeps 5rem of margin on each side of the page; beside the 300 px
 # sidebar at 1024 px that leaves 560 px for tables and charts. Narrow windows get 1.5rem.
 # A picture given a width in pixels keeps it even in a narrower column (it would spill over its
-# neighbours): never wider than its column.
+# neighbours): never wider than its column. The uploader's own "200MB per file" is the browser's cap,
+# not the app's (20 MB, said under the uploader): it is hidden, so the page names one limit.
 PAGE_STYLE = """<style>
 @media (max-width: 1400px) {
   [data-testid="stMainBlockContainer"] { padding-left: 1.5rem; padding-right: 1.5rem; }
 }
 [data-testid="stMain"] [data-testid="stImage"], [data-testid="stMain"] [data-testid="stImageContainer"] { max-width: 100%; }
 [data-testid="stMain"] [data-testid="stImage"] img { max-width: 100%; height: auto; }
+[data-testid="stMain"] [data-testid="stFileUploaderDropzoneInstructions"] { display: none; }
 </style>"""
 
 
@@ -257,16 +260,36 @@ def anatomy(arch: str, title: str) -> None:
 
 # --- images ----------------------------------------------------------------------------
 
+def plain(text: str) -> str:
+    """Text that names a user's file, escaped for st.markdown / st.error / st.info: a file called
+    `*big* [x](y) :red[z] $a$.jpg` is shown as that, not as Markdown, a link, a colour or maths."""
+    text = re.sub(r"([\\`*_\[\]<>$:~|])", r"\\\1", text)
+    text = re.sub(r"^(\s*)([#+-])", r"\1\\\2", text)              # no heading or list at the start
+    return re.sub(r"^(\s*\d+)([.)])", r"\1\\\2", text)
+
+
 def image_inputs(key: str, multiple: bool = True, default: list[str] | None = None) -> list[LoadedImage]:
     """Images from the shipped samples or the user's upload, decoded safely.
 
     The source is an explicit choice: a page shows a preselected sample on a first visit, and
     an upload that is refused says why and shows nothing else -- a sample never stands in
-    for a rejected upload."""
+    for a rejected upload. The uploader takes any file: a wrong type is refused by
+    explorer.images in a sentence in the page (the uploader's own refusal is only a red mark on
+    the file's chip). It is drawn on every run, hidden while samples are chosen, because a
+    widget left out of a run loses its state, and with it the user's files."""
     samples = [p.name for p in zoo.sample_images()]
     default = [d for d in (default or [DEFAULT_SAMPLE]) if d in samples] or samples[:1]
     source = st.radio("Image source", ["Sample images", "Your upload"], horizontal=True, key=f"{key}-source",
-                      help="Samples are Imagenette val images shipped with the app.")
+                      help="Samples are Imagenette val images shipped with the app. Your uploads stay in the "
+                      "uploader while you look at the samples.")
+    with st.container(key=f"{key}-upload-box"):
+        ups = st.file_uploader("Upload images" if multiple else "Upload an image", type=None,
+                               accept_multiple_files=multiple, key=f"{key}-upload",
+                               help=f"{ACCEPTED} (an animated GIF: its first frame), {LIMIT}, in the MB the "
+                               "list of files shows (1 MB = 1,000,000 bytes).")
+        if source == "Sample images":   # hidden with the box it hides: no gap left in the page
+            st.html(f"<style>.st-key-{key}-upload-box, [data-testid='stLayoutWrapper']:has(> .st-key-{key}-upload-box)"
+                    " { display: none; }</style>")
     out: list[LoadedImage] = []
     if source == "Sample images":
         if multiple:
@@ -278,23 +301,22 @@ def image_inputs(key: str, multiple: bool = True, default: list[str] | None = No
             try:
                 out.append(load_image((zoo.SAMPLES / name).read_bytes(), name))
             except (ImageError, OSError) as e:
-                st.error(str(e), icon=":material/block:")
+                st.error(plain(str(e)), icon=":material/block:")
         if not out:
             st.info("Pick at least one sample.", icon=":material/info:")
         return out
-    ups = st.file_uploader("Upload images" if multiple else "Upload an image", type=UPLOAD_TYPES,
-                           accept_multiple_files=multiple, key=f"{key}-upload",
-                           help="JPEG, PNG, WebP, BMP, TIFF or GIF (first frame), up to 20 MB each.")
     files = list(ups or []) if multiple else ([ups] if ups else [])
     for f in files:
         try:
             out.append(load_image(f.getvalue(), f.name))
         except ImageError as e:
-            st.error(str(e), icon=":material/block:")
+            st.error(plain(str(e)), icon=":material/block:")
     if not out:
+        browser_cap = st.get_option("server.maxUploadSize")
         st.info(("Nothing to show until an image is accepted. " if files else "Upload an image to start. ")
-                + "Files up to 20 MB are read here; the browser refuses files over 200 MB before they "
-                "reach the app (a red mark on the file).", icon=":material/upload:")
+                + f"The app reads {ACCEPTED}, {LIMIT}; a file of another type or size is named here with the "
+                f"reason. Files over {browser_cap} MB are stopped by the browser before they reach the app "
+                "(a red mark on the file).", icon=":material/upload:")
     return out if multiple else out[:1]
 
 
@@ -319,11 +341,15 @@ def magnify(img: np.ndarray, px: int) -> np.ndarray:
     return img.repeat(k, 0).repeat(k, 1)
 
 
-def image(img, caption: str | None = None, target=None) -> None:
-    """st.image at most MAX_ZOOM times the image's own width (narrower when the column is)."""
-    (target or st).image(img, caption=caption, width=max(1, int(natural_width(img) * MAX_ZOOM)))
+def image(img, caption: str | None = None, target=None, max_width: int | None = None) -> None:
+    """st.image at most MAX_ZOOM times the image's own width and at most `max_width` px (narrower
+    when the column is)."""
+    width = int(natural_width(img) * MAX_ZOOM)
+    (target or st).image(img, caption=caption, width=max(1, min(width, max_width or width)))
 
 
-def show_notes(item: LoadedImage) -> None:
+def show_notes(item: LoadedImage, target=None) -> None:
+    """What was done to an image to read it (an animation's first frame, CMYK, EXIF rotation...),
+    one caption each, under the picture; every page that shows an input image calls this."""
     for note in item.notes:
-        st.caption(f"Note: {note}.")
+        (target or st).caption(f"Note: {note}.")

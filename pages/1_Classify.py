@@ -64,9 +64,22 @@ for item in images:
         ui.show_notes(item)
     with right:
         agr = agreement(results)
-        st.markdown(f"**{agr['votes']} of {agr['models']}** models say **{agr['label']}**.")
-        if agr["disagree"]:
-            st.markdown("Disagreeing: " + "; ".join(f"{t} → {lab}" for t, lab in agr["disagree"]))
+        if agr["split"]:   # no answer leads: say so, and name no answer as the models' verdict
+            if agr["votes"] == 1:
+                st.markdown(f"**The {agr['models']} models disagree**: each gives a different answer, so no "
+                            "answer wins.")
+                st.markdown("Their answers: " + "; ".join(f"{ts[0]} → {lab}" for lab, ts in agr["answers"]))
+            else:
+                tied = agr["tied"]
+                st.markdown(f"**The {agr['models']} models disagree**: "
+                            f"{', '.join(tied[:-1])} and {tied[-1]} get {agr['votes']} votes each, so no "
+                            "answer wins.")
+                st.markdown("Their answers: " + "; ".join(f"{lab} ({len(ts)}): {', '.join(ts)}"
+                                                          for lab, ts in agr["answers"]))
+        else:
+            st.markdown(f"**{agr['votes']} of {agr['models']}** models say **{agr['label']}**.")
+            if agr["disagree"]:
+                st.markdown("Disagreeing: " + "; ".join(f"{t} → {lab}" for t, lab in agr["disagree"]))
         st.caption("Each row is one model (oldest first), each column a class; the number is the probability "
                    "in percent, and the outlined cell is the model's answer.")
     df = pd.DataFrame(matrix_rows(results, YEARS))

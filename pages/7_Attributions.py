@@ -71,6 +71,8 @@ for i, arch in enumerate(chosen):
         results[arch]["maps"][method] = attribute(model, x, target, method)
 bar.empty()
 
+st.markdown(f"Explaining **{ui.plain(item.name)}**: each model's view of it, then each method's map.")
+ui.show_notes(item)
 cols = st.columns(len(chosen))
 for col, arch in zip(cols, chosen):
     r = results[arch]
@@ -78,7 +80,6 @@ for col, arch in zip(cols, chosen):
         st.subheader(ui.title_of(loaded, arch))
         st.image(tensor_preview(r["x"]), width=180,
                  caption=f"explaining {data.NAMES[r['target']]} (p = {r['p']:.1%}); the {r['x'].shape[-1]} px input")
-ui.show_notes(item)
 for method in methods:
     meta = METHODS[method]
     st.markdown(f"#### {meta.label}")

@@ -5,7 +5,9 @@ Used by tests/test_browser.py and, for looking at pages by eye, from the command
 
     python tests/browser.py --out /tmp/shots Home Classify "Anatomy?arch=vgg16"
 
-which writes one full-page screenshot per page and width (1024, 1280, 1920 px).
+which writes one full-page screenshot per page and width (1024, 1280, 1920 px). With
+`--upload FILE` (repeatable) each page is shot after choosing "Your upload" and giving it the
+files (pages that take one image get the first), to see what a learner's own files produce.
 Needs Debian's chromium (/usr/bin/chromium).
 """
 from __future__ import annotations
@@ -235,12 +237,25 @@ def screenshot(page, path: Path, width: int) -> None:
     page.set_viewport_size({"width": width, "height": 900})
 
 
+def upload(page, files: list[Path]) -> None:
+    """Choose "Your upload" and give the page's uploader `files` (the first only, where it takes one)."""
+    page.get_by_text("Your upload", exact=True).click()
+    wait_idle(page)
+    box = page.locator("input[type=file]").first
+    several = box.get_attribute("multiple") is not None
+    box.set_input_files([str(f) for f in (files if several else files[:1])])
+    page.locator("[data-testid='stFileChip']").first.wait_for()
+    wait_idle(page, settle=2.0)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("pages", nargs="+", help="page paths, e.g. Home Classify 'Anatomy?arch=vgg16'")
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--widths", default=",".join(map(str, WIDTHS)))
     ap.add_argument("--checkpoints", type=Path, default=None)
+    ap.add_argument("--upload", type=Path, action="append", default=[],
+                    help="a file to upload on every page (repeatable); the shots are named PAGE-upload-WIDTH")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     with serve(args.checkpoints) as (url, _), browser() as b:
@@ -251,6 +266,9 @@ def main() -> int:
                 t0 = time.time()
                 open_page(page, url, target)
                 name = re.sub(r"[^A-Za-z0-9_=-]+", "_", path)
+                if args.upload:
+                    upload(page, args.upload)
+                    name += "-upload"
                 shot = args.out / f"{name}-{w}.png"
                 screenshot(page, shot, w)
                 text = page.inner_text("body")

@@ -87,6 +87,13 @@ def vega_charts(at) -> int:
     return len(at.get("vega_lite_chart")) + len(at.get("arrow_vega_lite_chart"))
 
 
+HEADLINE = re.compile(r"models say|models disagree")   # Classify's verdict, or its saying there is none
+
+
+def headlines(at) -> list[str]:
+    return [m.value for m in at.markdown if HEADLINE.search(m.value)]
+
+
 def upload(at, files):
     at.radio(key=[r.key for r in at.radio if r.key and r.key.endswith("-source")][0]).set_value("Your upload").run()
     at.file_uploader[0].set_value(files).run()
@@ -110,7 +117,8 @@ def test_home_summary_and_deep_link(app_checkpoints):
 def test_classify_first_visit_shows_every_model(app_checkpoints):
     at = run_page("pages/1_Classify.py")
     assert_clean(at)                                     # issue 10, point 6: results on a first visit
-    assert any(f"of {len(APP_ARCHS)}** models say" in m.value for m in at.markdown)
+    assert any(f"of {len(APP_ARCHS)}** models say" in h or f"The {len(APP_ARCHS)} models disagree" in h
+               for h in headlines(at))
     assert vega_charts(at) == 1                          # the models x classes matrix
     table = at.dataframe[0].value                        # top-5 and latency of every model
     assert len(table) == len(APP_ARCHS) and "latency (ms)" in table.columns and table["latency (ms)"].notna().all()
@@ -126,7 +134,7 @@ def test_sidebar_says_home(app_checkpoints):
     """Issue 10, point 8: the first sidebar entry read "app"."""
     at = run_page("pages/2_Compare.py")
     labels = [p.proto.label for p in at.sidebar.get("page_link")]
-    assert labels[0] == "Home" and "app" not in labels and len(labels) == 10
+    assert labels[0] == "Home" and "app" not in labels and len(labels) == 11
 
 
 def test_classify_good_and_bad_uploads_in_one_session(app_checkpoints):
@@ -138,12 +146,36 @@ def test_classify_good_and_bad_uploads_in_one_session(app_checkpoints):
     good = [n for n, (_, e) in files.items() if e == "ok"]
     errors = [e.value for e in at.error]
     assert len(errors) == len(bad) and all(any(n in e for e in errors) for n in bad)
-    agreements = [m for m in at.markdown if "models say" in m.value]
-    assert len(agreements) == len(good)
+    assert len(headlines(at)) == len(good)
     # the session keeps working: a clean upload afterwards still classifies
     at.file_uploader[0].set_value([("again.webp", files["photo.webp"][0], "image/webp")]).run()
     assert_clean(at)
-    assert not at.error and len([m for m in at.markdown if "models say" in m.value]) == 1
+    assert not at.error and len(headlines(at)) == 1
+
+
+def test_classify_headline_on_a_split_vote(app_checkpoints, monkeypatch, fresh_caches):
+    """Issue 13, point 5: when no answer leads (two tied at the top here), the headline says the models
+    disagree and lists every answer with its models, instead of "2 of 5 models say tench"."""
+    import explorer.classify
+    from models import data
+
+    def split_vote(loaded, image, k=5, corruption=None, severity=0):
+        answers = ["tench", "church", "tench", "church", "golf ball"]
+        results = []
+        for (arch, (model, card)), cls in zip(loaded.items(), answers):
+            probs = [0.02] * 10
+            probs[data.NAMES.index(cls)] = 0.82
+            results.append(explorer.classify.Result(arch, card.get("title", arch), [(cls, 0.82)], probs, 64, 3))
+        return results, {(64, 3): torch.zeros(1, 3, 64, 64)}
+
+    monkeypatch.setattr(explorer.classify, "classify", split_vote)
+    at = run_page("pages/1_Classify.py")
+    assert_clean(at)
+    titles = [models.get_spec(a).title for a in APP_ARCHS]
+    assert headlines(at) == ["**The 5 models disagree**: tench and church get 2 votes each, so no answer wins."]
+    assert any(m.value == f"Their answers: tench (2): {titles[0]}, {titles[2]}; church (2): {titles[1]}, "
+               f"{titles[3]}; golf ball (1): {titles[4]}" for m in at.markdown)
+    assert not any("models say" in m.value for m in at.markdown)
 
 
 @pytest.mark.parametrize("page", ["pages/1_Classify.py", "pages/3_Filters.py", "pages/4_Retrieval.py",
@@ -154,13 +186,13 @@ def test_rejected_upload_is_said_and_never_replaced_by_a_sample(app_checkpoints,
     at = run_page(page)
     before = len(at.get("image"))
     assert before > 0 or vega_charts(at) > 0            # the first visit shows the sample's results
-    big = b"\xff\xd8\xff\xe0" + b"\0" * (21 * 2**20)     # 21 MB, over the app's 20 MB limit
+    big = b"\xff\xd8\xff\xe0" + b"\0" * (21_000_000 - 4)  # 21 MB (decimal, as the uploader lists it), over 20
     upload(at, [("holiday.jpg", big, "image/jpeg")] if page in ("pages/1_Classify.py", "pages/5_SE_Excitation.py")
            else ("holiday.jpg", big, "image/jpeg"))
     assert_clean(at)
     assert any("holiday.jpg is 21.0 MB; the limit is 20 MB" in e.value for e in at.error)
     assert not any(re.search(r"_\d\.jpg", c) for c in image_captions(at)), "a sample stood in for the upload"
-    assert not [m for m in at.markdown if "models say" in m.value]
+    assert not headlines(at)
     assert any("Nothing to show until an image is accepted" in i.value for i in at.info)
 
 

@@ -324,13 +324,48 @@ def test_method_agreement_ranks_regions():
 
 def test_matrix_outlines_the_answer_the_vote_counts():
     """A model that gives two classes the same probability (a random network does) is outlined on
-    the answer the "n of m models say" sentence counts, not on another of the tied classes."""
+    the answer the "n of m models say" sentence counts, not on another of the tied classes (the model's
+    own top-1, which is also what a split vote lists for it)."""
     from explorer.classify import Result, agreement, matrix_rows
     probs = [0.0] * 10
     probs[0] = probs[8] = 0.5                                   # tench and golf ball tie
     r = Result("m", "M", [(data.NAMES[8], 0.5), (data.NAMES[0], 0.5)], probs, 128, 3)
     outlined = [row["class"] for row in matrix_rows([r]) if row["top1"]]
     assert outlined == [agreement([r])["label"]] == [data.NAMES[8]]
+
+
+def test_agreement_names_no_answer_when_none_leads():
+    """Issue 13, point 5: with every model on a different answer the headline said "1 of 3 models
+    say gas pump" (the oldest model's answer) as if it were a verdict. Every answer on one vote, or
+    answers tied at the top, is a split: no label, the answers listed, each model's outlined cell
+    being the answer the list gives it."""
+    from explorer.classify import Result, agreement, matrix_rows
+
+    def result(title, cls):
+        probs = [0.01] * 10
+        probs[data.NAMES.index(cls)] = 0.91
+        return Result(title.lower(), title, [(cls, 0.91)], probs, 128, 3)
+
+    def outlined(results):
+        return {row["model"]: row["class"] for row in matrix_rows(results) if row["top1"]}
+
+    three = [result("LeNet-5", "gas pump"), result("AlexNet", "church"), result("SE-ResNet-18", "cassette player")]
+    agr = agreement(three)
+    assert agr["split"] and agr["label"] is None and agr["votes"] == 1 and not agr["agree"]
+    assert agr["answers"] == [("gas pump", ["LeNet-5"]), ("church", ["AlexNet"]),
+                              ("cassette player", ["SE-ResNet-18"])]
+    assert outlined(three) == {ts[0]: lab for lab, ts in agr["answers"]}
+
+    tie = three[:2] + [result("ViT", "church"), result("ResNet-18", "gas pump"), result("Mixer", "tench")]
+    agr = agreement(tie)
+    assert agr["split"] and agr["label"] is None and agr["tied"] == ["gas pump", "church"] and agr["votes"] == 2
+    assert outlined(tie) == {t: lab for lab, ts in agr["answers"] for t in ts}
+
+    lead = tie + [result("ConvNeXt", "church")]
+    agr = agreement(lead)
+    assert not agr["split"] and agr["label"] == "church" and agr["votes"] == 3
+    assert sorted(agr["agree"]) == sorted(t for t, c in outlined(lead).items() if c == "church")
+    assert agreement(three[:1])["label"] == "gas pump" and not agreement(three[:1])["split"]   # one model
 
 
 def test_gradcam_reach_is_the_receptive_field_of_its_map():
