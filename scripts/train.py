@@ -747,8 +747,7 @@ def export(cfg: Config, model, rows, root, device, world, commit: str, n_train: 
                        if cfg.holdout > 0 else {"fingerprint": data.fingerprint(root)})},
         "filter_snapshots": {"file": snaps.name, "sha256": sha256_file(snaps), "layer": model.stem_path,
                              "epochs": sorted(snapshots)},
-        "command": "python scripts/train.py " + " ".join(
-            f"--{k} {v}" for k, v in _cli_diff(cfg).items()),
+        "command": command(cfg, run_facts.get("fitted")),
         "trained_at": time.strftime("%Y-%m-%d"),
     }
     if cfg.holdout > 0:
@@ -771,6 +770,19 @@ def export(cfg: Config, model, rows, root, device, world, commit: str, n_train: 
                             limit_per_class=cfg.val_limit_per_class or None)
     print(f"exported {out}", flush=True)
     return out
+
+
+def command(cfg: Config, fitted: dict | None = None) -> str:
+    """The command line that reproduces the run; a schedule refitted to a deadline part-way
+    (--resume --deadline) is two commands: the planned run stopped where the refit came, then
+    its resumption refitted to the same number of epochs."""
+    if not fitted or "refit_after_epoch" not in fitted:
+        return "python scripts/train.py " + " ".join(f"--{k} {v}" for k, v in _cli_diff(cfg).items())
+    planned = dataclasses.replace(cfg, epochs=fitted["recipe_epochs"])
+    base = "python scripts/train.py " + " ".join(f"--{k} {v}" for k, v in _cli_diff(planned).items())
+    return (f"{base} --stop_after_epochs {fitted['refit_after_epoch']}; then {base} --resume true "
+            f"--deadline T, with T leaving room for {fitted['epochs'] - fitted['refit_after_epoch']} more "
+            f"epochs (refitted to {fitted['epochs']} in all)")
 
 
 def _cli_diff(cfg: Config) -> dict:

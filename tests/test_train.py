@@ -498,3 +498,13 @@ def test_a_failing_fast_path_falls_back_instead_of_failing():
         raise ValueError("the model itself is broken")
     with pytest.raises(ValueError):
         train.probe_fast_paths(train.parse_config(["--arch", "resnet18"]), broken)  # after every fallback
+
+
+def test_a_refitted_run_names_both_of_its_commands():
+    cfg = train.parse_config(["--arch", "vit", "--epochs", "22", "--teacher", "se_resnet18"])
+    assert train.command(cfg) == "python scripts/train.py --arch vit --epochs 22 --teacher se_resnet18"
+    two = train.command(cfg, {"recipe_epochs": 30, "epochs": 22, "refit_after_epoch": 10})
+    first, then = two.split("; then ")
+    assert first == "python scripts/train.py --arch vit --epochs 30 --teacher se_resnet18 --stop_after_epochs 10"
+    assert then.startswith("python scripts/train.py --arch vit --epochs 30 --teacher se_resnet18 --resume true "
+                           "--deadline T") and "12 more epochs" in then
