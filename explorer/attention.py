@@ -158,3 +158,35 @@ def load_figures(path, card: dict) -> tuple[dict[str, torch.Tensor], dict] | Non
     from explorer import sidecar
     with sidecar.opened(path, card) as f:
         return None if f is None else ({k: f.get_tensor(k) for k in f.keys()}, f.meta)
+
+
+def distance_reading(dist: torch.Tensor, uniform: float, local: float = 0.75) -> str:
+    """One sentence on what this checkpoint's (layers, heads) mean attention distances show:
+    how near its nearest-looking heads look, against attending everywhere (`uniform`)."""
+    layers = dist.shape[0]
+    near = [(i + 1, h + 1) for i in range(layers) for h in range(dist.shape[1]) if dist[i, h] < local * uniform]
+    span = f"between {float(dist.min()):.0f} and {float(dist.max()):.0f} px (attending everywhere: {uniform:.0f} px)"
+    if not near:
+        return (f"Here every head of every block looks {span}: no head has become local (under "
+                f"{int(local * 100)}% of that), so this network attends about as far at its first block as at "
+                "its last, unlike the local early heads the ViT paper found after pre-training on 300M images.")
+    blocks = sorted({b for b, _ in near})
+    return (f"Here the heads look {span}; {len(near)} of {dist.numel()} heads look nearer than "
+            f"{int(local * 100)}% of that (local heads), in block{'s' if len(blocks) > 1 else ''} "
+            f"{', '.join(map(str, blocks))}.")
+
+
+def neighbour_fraction(sim: torch.Tensor, grid: tuple[int, int]) -> tuple[float, float]:
+    """(share of patches whose most similar other position embedding is one of its 8
+    neighbours, the share a random choice would give): how far the embedding learned the 2-D layout."""
+    gh, gw = grid
+    n = gh * gw
+    ys, xs = torch.arange(n) // gw, torch.arange(n) % gw
+    adjacent = ((ys[:, None] - ys[None]).abs() <= 1) & ((xs[:, None] - xs[None]).abs() <= 1)
+    adjacent.fill_diagonal_(False)
+    s = sim.clone().float()
+    s.fill_diagonal_(float("-inf"))
+    best = s.argmax(1)
+    hit = adjacent[torch.arange(n), best].float().mean().item()
+    chance = (adjacent.sum(1).float() / (n - 1)).mean().item()
+    return hit, chance

@@ -111,21 +111,34 @@ if vits:
         st.caption(f"Mean attention distance: for every patch, the pixel distance to each other patch weighted by the "
                    f"attention it pays it, averaged over {meta.get('images')} val images. Early heads that look near "
                    "and far at once, and deep heads that all look far, is what the ViT paper found at scale.")
+        st.markdown(attention.distance_reading(f["distance"], meta["uniform_distance"]))
         left, right = st.columns([1, 1])
         with left:
             sim = f["position_similarity"]
             gh, gw = meta["grid"]
+            # each tile on its own scale, its own patch (similarity 1) set to the tile's highest other value,
+            # so the neighbours it resembles most stand out
+            own = sim.clone().fill_diagonal_(float("-inf"))
+            sim = torch.where(torch.eye(len(sim), dtype=torch.bool), own.max(1, keepdim=True).values, sim)
             tiles = sim.reshape(gh * gw, gh, gw)
-            tiles = (tiles - tiles.min()) / (tiles.max() - tiles.min()).clamp(min=1e-12)
+            lo, hi = tiles.amin((1, 2), keepdim=True), tiles.amax((1, 2), keepdim=True)
+            tiles = (tiles - lo) / (hi - lo).clamp(min=1e-12)
             import matplotlib
             rgb = matplotlib.colormaps["viridis"](tiles.numpy())[..., :3]
             ui.image(tile(rgb.astype(np.float32), columns=gw, pad=1, scale=4, background=1.0),
                      caption="Position-embedding similarity (the ViT paper's Figure 7, centre): tile (r, c) shows how "
-                             "similar the embedding of the patch at row r, column c is to every other patch's.")
+                             "similar the embedding of the patch at row r, column c is to every other patch's "
+                             "(each tile on its own scale).")
         with right:
+            hit, chance = attention.neighbour_fraction(f["position_similarity"], (gh, gw))
             st.markdown("A learned position embedding starts as noise; if training teaches it the image's 2-D "
                         "layout, each tile shows a bright spot at its own place fading with distance, and rows and "
                         "columns share structure.")
+            st.markdown(f"Here, for **{100 * hit:.0f}%** of the {gh * gw} patches the most similar other embedding "
+                        f"is one of its 8 neighbours (a random choice: {100 * chance:.0f}%): "
+                        + ("the embedding has learned much of the layout." if hit >= 0.5 else
+                           "some of the layout, not all of it." if hit >= 2 * chance else
+                           "it has learned little of the layout."))
 
 for arch in mixers:
     st.subheader(f"{ui.title_of(loaded, arch)}: how far its token mixing reaches")

@@ -375,3 +375,24 @@ def test_gradcam_reach_is_the_receptive_field_of_its_map():
     assert gradcam_reach(models.create("alexnet").eval(), "alexnet", x) == 163
     assert gradcam_reach(models.create("resnet18").eval(), "resnet18", x) > 128     # its last stage sees it all
     assert gradcam_reach(models.create("vit").eval(), "vit", x) is None
+
+
+def test_attention_readings_say_what_the_figures_show():
+    import torch
+
+    from explorer import attention
+    uniform = 66.0
+    flat = torch.full((12, 3), 64.0)
+    assert "no head has become local" in attention.distance_reading(flat, uniform)
+    flat[0, 1] = 20.0
+    said = attention.distance_reading(flat, uniform)
+    assert "1 of 36 heads" in said and "block 1" in said
+    # a position embedding that is its grid coordinates: every patch's nearest is a neighbour
+    ys, xs = torch.meshgrid(torch.arange(8.0), torch.arange(8.0), indexing="ij")
+    pe = torch.stack([ys.flatten(), xs.flatten()], -1)
+    sim = -torch.cdist(pe, pe)
+    hit, chance = attention.neighbour_fraction(sim, (8, 8))
+    assert hit == 1.0 and 0.05 < chance < 0.15
+    noise = torch.randn(64, 16)
+    hit, _ = attention.neighbour_fraction(noise @ noise.T, (8, 8))
+    assert hit < 0.5
