@@ -75,13 +75,18 @@ def evaluate_checkpoint(arch: str, checkpoints_dir="checkpoints", root=None, dev
         metrics["val_top1_flip"] = scores(predict(model, x, model.input_size, model.in_chans, device, flip=True),
                                           y)["val_top1"]
     if write:
-        path = Path(checkpoints_dir) / arch / CARD
-        full = json.loads(path.read_text())
-        full["metrics"] = metrics
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(full, indent=1) + "\n")
-        tmp.replace(path)
+        update_card(arch, checkpoints_dir, metrics=metrics)
     return metrics
+
+
+def update_card(arch: str, checkpoints_dir, **fields) -> None:
+    """Set `fields` in `arch`'s card, atomically (the weights and their hashes are untouched)."""
+    path = Path(checkpoints_dir) / arch / CARD
+    full = json.loads(path.read_text())
+    full.update(fields)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(full, indent=1) + "\n")
+    tmp.replace(path)
 
 
 def measure_bf16(arch: str, checkpoints_dir="checkpoints", root=None, write: bool = True) -> dict:
@@ -129,12 +134,7 @@ def measure_bf16(arch: str, checkpoints_dir="checkpoints", root=None, write: boo
     out["served"] = "bf16" if (out["agreement"] >= precision.AGREEMENT_BAR
                                and out["speedup"] >= precision.MIN_SPEEDUP) else "fp32"
     if write:
-        path = Path(checkpoints_dir) / arch / CARD
-        full = json.loads(path.read_text())
-        full["bf16"] = out
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(full, indent=1) + "\n")
-        tmp.replace(path)
+        update_card(arch, checkpoints_dir, bf16=out)
     return out
 
 
