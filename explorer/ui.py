@@ -6,6 +6,7 @@ the Streamlit-free modules beside it, which the tests exercise directly.
 from __future__ import annotations
 
 import functools
+import os
 import re
 
 import numpy as np
@@ -129,7 +130,7 @@ def labelled_scatter(df, x: str, y: str, x_title: str, y_title: str, tooltip: li
     df = df.assign(placement=[f"{p['dx']},{p['dy']},{p['align']}" if p else "" for p in pos])
     xscale = alt.Scale(type="log", domain=[10 ** x0, 10 ** x1], nice=False) if log_x else \
         alt.Scale(domain=[x0, x1], nice=False, zero=False)
-    base = alt.Chart(df).encode(
+    base = alt.Chart().encode(   # the data is given once, to the layer (Altair hashes each layer's copy otherwise)
         x=alt.X(f"{x}:Q", scale=xscale, title=x_title, axis=alt.Axis(format=x_format) if x_format else alt.Axis()),
         y=alt.Y(f"{y}:Q", title=y_title, scale=alt.Scale(domain=[y0, y1], nice=False, zero=False)), tooltip=tooltip)
     layers = [base.mark_circle(size=140).encode(color=alt.Color("model:N", scale=colors, legend=None))]
@@ -139,10 +140,23 @@ def labelled_scatter(df, x: str, y: str, x_title: str, y_title: str, tooltip: li
         dx, dy, align = where.split(",")
         layers.append(base.transform_filter(alt.datum.placement == where).mark_text(
             dx=int(dx), dy=int(dy), align=align, fontSize=12).encode(text="model:N"))
-    st.altair_chart(alt.layer(*layers).properties(height=height), width="stretch")
+    chart(alt.layer(*layers, data=df).properties(height=height), width="stretch")
     hidden = [n for n, p in zip(df["model"], pos) if p is None]
     if hidden:
         st.caption(f"Too close to name on the chart (hover the dots): {', '.join(hidden)}.")
+
+
+def chart(c, **kwargs) -> None:
+    """st.altair_chart without Altair's JSON-schema validation of the finished spec, which cost
+    ~45 ms of server CPU per chart on every run of a page (bench/bench_serve.py); the specs
+    are the same. The tests also validate every chart first (VH_VALIDATE_CHARTS=1, tests/conftest.py)."""
+    if os.environ.get("VH_VALIDATE_CHARTS") == "1":
+        import altair as alt
+        with alt.data_transformers.enable("default", max_rows=None):   # Streamlit ships the rows as Arrow
+            c.to_dict(validate=True)        # raises on an invalid spec
+    # an Altair object takes attributes set on it for chart parameters: set this one past that
+    object.__setattr__(c, "to_dict", functools.partial(type(c).to_dict, c, validate=False))
+    st.altair_chart(c, **kwargs)
 
 
 def height_with_legend(plot: int, models: int) -> int:

@@ -98,7 +98,7 @@ else:
     text = base.mark_text(fontSize=13).encode(
         text=alt.Text("CKA:Q", format=".2f"),
         color=alt.condition("datum.dark", alt.value("#111111"), alt.value("#ffffff")))
-    st.altair_chart((heat + text).properties(height=60 * len(ra.layers) + 110), width="stretch")
+    ui.chart((heat + text).properties(height=60 * len(ra.layers) + 110), width="stretch")
     st.markdown(reps_mod.cka_sentence(ra, rb, titles[arch_a], titles[arch_b], matrix))
     st.caption("Linear CKA (centred kernel alignment) of each pair of layers over the same "
                f"{ra.meta.get('val_images')} "
@@ -129,7 +129,7 @@ lines = alt.Chart(probe_rows).mark_line(point=alt.OverlayMarkDef(size=70, filled
 chance = alt.Chart(pd.DataFrame({"y": [10.0], "label": ["chance (10 classes)"]})).encode(y="y:Q")
 chance_layer = chance.mark_rule(strokeDash=[4, 4], color="#888") + chance.mark_text(
     align="left", dx=4, dy=-7, color="#666", fontSize=11).encode(x=alt.value(4), text="label:N")
-st.altair_chart((lines + chance_layer).properties(height=ui.height_with_legend(320, len(have))), width="stretch")
+ui.chart((lines + chance_layer).properties(height=ui.height_with_legend(320, len(have))), width="stretch")
 st.markdown(reps_mod.probe_sentence({a: reps[a] for a in have}, titles))
 first = reps[next(iter(have))]
 st.caption(f"Each probe: multinomial logistic regression (scikit-learn, standardised features, L2 strength "
@@ -184,7 +184,7 @@ for col, key, default in picks:
                             legend=alt.Legend(orient="top", title=None, direction="horizontal")),
             size=alt.condition("datum.correct", alt.value(30), alt.value(90)),
             tooltip=tooltip)
-        st.altair_chart(chart.properties(height=MAP_PX, title=titles[arch]), width="stretch")
+        ui.chart(chart.properties(height=MAP_PX, title=titles[arch]), width="stretch")
         wrong = int((~pts["correct"]).sum())
         st.caption(f"{titles[arch]}: {wrong} of {len(pts)} images misclassified (crosses); on average "
                    f"{reps_mod.neighbour_agreement(r):.0f}% of an image's 10 nearest dots share its class.")

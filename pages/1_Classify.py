@@ -96,7 +96,7 @@ for item in images:
         color=alt.condition("datum.probability > 0.55", alt.value("white"), alt.value("#333"))
     ).transform_calculate(label="datum.probability < 0.005 ? '<1' : format(datum.percent, 'd')")
     top1 = base.transform_filter("datum.top1").mark_rect(fill=None, stroke="#d62728", strokeWidth=2.5)
-    st.altair_chart((cells + numbers + top1).properties(height=34 * len(order) + 90), width="stretch")
+    ui.chart((cells + numbers + top1).properties(height=34 * len(order) + 90), width="stretch")
     lat = ui.latencies()
     detail = pd.DataFrame([{"model": r.title, "year": YEARS.get(r.arch),
                             **{f"#{k}": f"{lab} ({p:.0%})" for k, (lab, p) in enumerate(r.top, 1)},
@@ -116,7 +116,7 @@ for item in images:
                 x=alt.X("severity label:N", sort=list(dict.fromkeys(sw["severity label"])), title=None,
                         axis=alt.Axis(orient="top", labelAngle=0, labelLimit=160)),
                 y=alt.Y("model:N", sort=list(dict.fromkeys(sw["model"])), title=None, axis=alt.Axis(labelLimit=200)))
-            st.altair_chart((sbase.mark_rect().encode(
+            ui.chart((sbase.mark_rect().encode(
                 color=alt.Color("p(clean answer):Q", scale=heat, legend=alt.Legend(
                     title="probability of its clean answer", orient="bottom", gradientLength=220)),
                 tooltip=["model", "severity label", "answer", alt.Tooltip("confidence:Q", format=".1%"),

@@ -70,7 +70,7 @@ else:
     metric = st.selectbox("Metric", [m for m in METRICS if m in set(curves.metric)], format_func=METRICS.get,
                           key="cmp-metric")
     sel = curves[curves.metric == metric]
-    st.altair_chart(alt.Chart(sel).mark_line(point=True).encode(
+    ui.chart(alt.Chart(sel).mark_line(point=True).encode(
         x=alt.X("epoch:Q", title="epoch", axis=alt.Axis(format="d", tickMinStep=1)),
         y=alt.Y("value:Q", title=METRICS[metric], scale=alt.Scale(zero=False)),
         color=alt.Color("model:N", scale=COLORS, legend=ui.model_legend()),
@@ -101,7 +101,7 @@ else:
             view = cdf.groupby(["model", "severity"], as_index=False)["top-1 (%)"].mean()
         else:
             view = cdf[cdf["corruption"] == which]
-        st.altair_chart(alt.Chart(view).mark_line(point=True).encode(
+        ui.chart(alt.Chart(view).mark_line(point=True).encode(
             x=alt.X("severity:O", title="severity (0 = clean)", axis=alt.Axis(labelAngle=0)),
             y=alt.Y("top-1 (%):Q", title="corrupted top-1 (%)", scale=alt.Scale(domain=[0, 100])),
             color=alt.Color("model:N", scale=COLORS, legend=ui.model_legend()),
@@ -153,7 +153,7 @@ if not pc.empty:
     pair_colors = ui.model_colors([ui.title_of(loaded, a), ui.title_of(loaded, b)])
     dots = alt.Chart(pc).encode(y=alt.Y("class:N", sort=data.NAMES, title=None),
                                 x=alt.X("accuracy:Q", title="per-class val top-1 (%)", scale=alt.Scale(zero=False)))
-    st.altair_chart((dots.mark_line(color="#bbbbbb").encode(detail="class:N")
+    ui.chart((dots.mark_line(color="#bbbbbb").encode(detail="class:N")
                      + dots.mark_circle(size=120).encode(
                          color=alt.Color("model:N", scale=pair_colors, legend=alt.Legend(orient="bottom", title=None)),
                          tooltip=["model", "class", alt.Tooltip("accuracy:Q", format=".1f")]))
@@ -169,7 +169,7 @@ for tab, arch in zip(tabs, dict.fromkeys((a, b))):
             x=alt.X("predicted:N", sort=data.NAMES, title="predicted class",
                     axis=alt.Axis(labelAngle=-45, labelOverlap=False, labelLimit=120)),
             y=alt.Y("true:N", sort=data.NAMES, title="true class"))
-        st.altair_chart((heat.mark_rect().encode(
+        ui.chart((heat.mark_rect().encode(
             color=alt.Color("share:Q", scale=alt.Scale(scheme="blues", domain=[0, 1]), title="share of the row"),
             tooltip=["true", "predicted", "count", alt.Tooltip("share:Q", format=".1%")])
             + heat.mark_text(fontSize=10).encode(

@@ -69,7 +69,7 @@ st.caption("Low-frequency energy: the share of each kernel's spectral energy (me
            "random init (1.0). Smooth colour blobs and slow edges score 3 to 5; noise scores about 1.")
 if snaps:
     traj = pd.DataFrame([{"epoch": e, "structure (x random init)": structure_ratio(s.float())} for e, s in snaps])
-    st.altair_chart(alt.Chart(traj).mark_line(point=True).encode(
+    ui.chart(alt.Chart(traj).mark_line(point=True).encode(
         x=alt.X("epoch:Q", title="epoch"), y=alt.Y("structure (x random init):Q", scale=alt.Scale(zero=True)),
         tooltip=["epoch", alt.Tooltip("structure (x random init):Q", format=".2f")]).properties(height=220),
         width="stretch")

@@ -26,14 +26,20 @@ model, card = with_se[arch]
 blocks = len(se_modules(model))
 gate_scale = alt.Scale(scheme="viridis", domain=[0, 1])
 
+@st.cache_data(max_entries=64, show_spinner=False)
+def gates_of(digest: str, arch: str, _x):
+    """Every SE block's gates for one image (once per image and model, for every session)."""
+    with zoo.using():
+        return se_gates(with_se[arch][0], _x)
+
+
 st.header("Gates for your images")
 images = ui.image_inputs("se", default=["golf_ball-1.jpg", "church-1.jpg"])[:2]
 if images:
     frames = []
     for item in images:
         x = data.preprocess(item.image, model.input_size, model.in_chans)
-        with zoo.using():
-            gates = se_gates(model, x)
+        gates = gates_of(item.digest, arch, x)
         frames.append(pd.DataFrame(se.gate_rows(gates)).assign(image=item.name))
     cols = st.columns(len(images))
     for col, item in zip(cols, images):
@@ -41,7 +47,7 @@ if images:
         ui.show_notes(item, col)
     for name, part in pd.concat(frames).groupby("image", sort=False):
         st.markdown(f"**{ui.plain(name)}**: each row one block, each column one channel")
-        st.altair_chart(alt.Chart(part).mark_rect().encode(
+        ui.chart(alt.Chart(part).mark_rect().encode(
             x=alt.X("channel:O", axis=None, title="channel"), y=alt.Y("block:O", title="SE block"),
             color=alt.Color("gate:Q", scale=gate_scale, legend=alt.Legend(orient="bottom", title="gate", gradientLength=220)),
             tooltip=["block", "channel", alt.Tooltip("gate:Q", format=".3f")]).properties(height=270),
@@ -50,7 +56,7 @@ if images:
         a, b = (f.set_index(["block", "channel"])["gate"] for f in frames)
         diff = (a - b).reset_index()
         st.markdown(f"**{ui.plain(images[0].name)} minus {ui.plain(images[1].name)}**")
-        st.altair_chart(alt.Chart(diff).mark_rect().encode(
+        ui.chart(alt.Chart(diff).mark_rect().encode(
             x=alt.X("channel:O", axis=None), y=alt.Y("block:O", title="SE block"),
             color=alt.Color("gate:Q", scale=alt.Scale(scheme="redblue", domainMid=0, reverse=True),
                             legend=alt.Legend(orient="bottom", title="difference", gradientLength=220)),
@@ -69,7 +75,7 @@ else:
     profiles, meta = prof
     spread = pd.DataFrame(se.specificity(profiles))
     st.markdown("**How class-specific each block's gates are**")
-    st.altair_chart(alt.Chart(spread).mark_bar().encode(
+    ui.chart(alt.Chart(spread).mark_bar().encode(
         x=alt.X("block:O", title="SE block", axis=alt.Axis(labelAngle=0)),
         y=alt.Y("spread across classes:Q", title="spread of class-mean gates"),
         tooltip=["block", alt.Tooltip("spread across classes:Q", format=".3f"), alt.Tooltip("mean gate:Q", format=".3f")])
@@ -79,7 +85,7 @@ else:
     block = st.select_slider("Block", options=list(range(1, len(profiles) + 1)), value=len(profiles), key="se-block")
     rows = pd.DataFrame(se.sorted_profile_rows(profiles, block))
     st.markdown(f"**Block {block}: mean gate per class (rows) and channel (columns)**")
-    st.altair_chart(alt.Chart(rows).mark_rect().encode(
+    ui.chart(alt.Chart(rows).mark_rect().encode(
         x=alt.X("rank:O", axis=None, title="channels, most class-specific first"),
         y=alt.Y("class:N", sort=data.NAMES, title=None),
         color=alt.Color("gate:Q", scale=gate_scale, legend=alt.Legend(orient="bottom", title="mean gate",

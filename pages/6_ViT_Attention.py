@@ -57,6 +57,21 @@ def distance_chart(dist: torch.Tensor, uniform: float, what: str):
     return (points + rule + text).properties(height=300)
 
 
+@st.cache_data(max_entries=64, show_spinner=False)
+def answer(digest: str, arch: str, _x) -> torch.Tensor:
+    """The model's probabilities for one image (once per image and model, for every session)."""
+    with zoo.using(), torch.no_grad():
+        return vits[arch][0](_x).softmax(-1)[0]
+
+
+@st.cache_data(max_entries=64, show_spinner="Reading the attention (a forward and a backward pass)...")
+def looked_at(digest: str, arch: str, target: int, _x):
+    """Attention weights and the two rollouts for one image and class, computed once per server:
+    a second visit, another session on the same image, or the layer slider cost no pass."""
+    with zoo.using():
+        return attention.capture_attention(vits[arch][0], _x), attention.rollout_maps(vits[arch][0], _x, target)
+
+
 if vits:
     arch = ui.pick_one_model(vits, key="att-model")
     model, card = vits[arch]
@@ -64,8 +79,7 @@ if vits:
     if images:
         item = images[0]
         x = data.preprocess(item.image, model.input_size, model.in_chans)
-        with zoo.using(), torch.no_grad():
-            probs = model(x).softmax(-1)[0]
+        probs = answer(item.digest, arch, x)
         names = [c["name"] for c in card.get("classes", [])] or data.NAMES
         top = int(probs.argmax())
         target = st.selectbox("Explain class", range(len(names)), index=top, key="att-target",
@@ -77,9 +91,7 @@ if vits:
             m = m / m.max().clamp(min=1e-12)
             return F.interpolate(m[None, None], size=size, mode="bilinear", align_corners=False)[0, 0]
 
-        with zoo.using():
-            att = attention.capture_attention(model, x)
-            maps = attention.rollout_maps(model, x, target)
+        att, maps = looked_at(item.digest, arch, target, x)
         c1, c2, c3 = st.columns(3)
         ui.image(base, f"{item.name}, the {size[0]} px input", c1)
         ui.image(overlay(base, up(maps["rollout"][0]), signed=False), "attention rollout", c2)
@@ -107,7 +119,7 @@ if vits:
                 "computes them.", icon=":material/info:")
     else:
         f, meta = figs
-        st.altair_chart(distance_chart(f["distance"], meta["uniform_distance"], "transformer block"), width="stretch")
+        ui.chart(distance_chart(f["distance"], meta["uniform_distance"], "transformer block"), width="stretch")
         st.caption(f"Mean attention distance: for every patch, the pixel distance to each other patch weighted by the "
                    f"attention it pays it, averaged over {meta.get('images')} val images. Early heads that look near "
                    "and far at once, and deep heads that all look far, is what the ViT paper found at scale.")
@@ -148,7 +160,7 @@ for arch in mixers:
                 icon=":material/info:")
         continue
     f, meta = figs
-    st.altair_chart(distance_chart(f["distance"], meta["uniform_distance"], "Mixer block"), width="stretch")
+    ui.chart(distance_chart(f["distance"], meta["uniform_distance"], "Mixer block"), width="stretch")
     st.caption("The same distance measure on each block's token-mixing weights |W2·W1| (rows normalised, GELU left "
                "out): how far, on average, the patches an output token draws on lie from it. "
                f"{get_spec(arch).title} mixes with fixed weights, the same for every image.")

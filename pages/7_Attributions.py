@@ -57,18 +57,50 @@ def reach(arch: str) -> float | None:
     return gradcam_reach(model, arch, data.preprocess(images[0].image, model.input_size, model.in_chans))
 
 
+@st.cache_data(max_entries=256, show_spinner=False)
+def explained_class(digest: str, arch: str, _x) -> list[float]:
+    """The model's probabilities for one image (once per image and model, for every session)."""
+    with zoo.using(), torch.no_grad():
+        return loaded[arch][0](_x).softmax(-1)[0].tolist()
+
+
+@st.cache_data(max_entries=512, show_spinner=False)
+def attribution(digest: str, arch: str, method: str, target: int, _x):
+    """One method's map (numpy) for one image, model and class: computed once per server, so
+    another visit, the shared-scale switch or a second look costs nothing."""
+    return attribute(loaded[arch][0], _x, target, method).numpy()
+
+
+# The gradient-path methods run the model 16 to 50 times each (seconds of this server's CPU for
+# two models); Grad-CAM needs one pass. The shipped samples' maps are computed once per server,
+# for everyone; for an upload the heavy ones wait for the learner's click, so that a class
+# uploading at once is answered at once (issue 18).
+heavy = [m for m in methods if m != "gradcam"]
+is_sample = st.session_state.get("attr-source") == "Sample images"
+asked = st.session_state.get("attr-heavy") == item.digest
+if heavy and not is_sample and not asked:
+    names = " and ".join(METHODS[m].label for m in heavy).replace(" and ", ", ", len(heavy) - 2)
+    st.info(f"{names} run each model 16 to 50 times on your image (several seconds); Grad-CAM needs one pass and "
+            "is shown below." if "gradcam" in methods else
+            f"{names} run each model 16 to 50 times on your image (several seconds).", icon=":material/schedule:")
+    if st.button(f"Compute {names}", key="attr-compute", type="primary"):
+        st.session_state["attr-heavy"] = item.digest
+        st.rerun()
+    methods = [m for m in methods if m == "gradcam"]
+    if not methods:
+        st.stop()
+
 results, bar = {}, st.progress(0.0, text="Attributing...")
 total = len(chosen) * len(methods)
 for i, arch in enumerate(chosen):
     model, card = loaded[arch]
     x = data.preprocess(item.image, model.input_size, model.in_chans)
-    with zoo.using(), torch.no_grad():
-        probs = model(x).softmax(-1)[0]
-    target = int(probs.argmax()) if target_class is None else target_class
+    probs = explained_class(item.digest, arch, x)
+    target = max(range(len(probs)), key=probs.__getitem__) if target_class is None else target_class
     results[arch] = {"x": x, "target": target, "p": float(probs[target]), "maps": {}}
     for j, method in enumerate(methods):
         bar.progress((i * len(methods) + j) / total, text=f"{METHODS[method].label} on {ui.title_of(loaded, arch)}...")
-        results[arch]["maps"][method] = attribute(model, x, target, method)
+        results[arch]["maps"][method] = torch.from_numpy(attribution(item.digest, arch, method, target, x))
 bar.empty()
 
 st.markdown(f"Explaining **{ui.plain(item.name)}**: each model's view of it, then each method's map.")

@@ -71,7 +71,7 @@ if paper_dev:
 sdf = pd.DataFrame(anatomy.stage_rows(configs))
 order = list(dict.fromkeys(sdf.sort_values("order")["stage"]))
 for what, title in (("params", "parameters"), ("MACs", "multiply-accumulates")):
-    st.altair_chart(alt.Chart(sdf).mark_bar().encode(
+    ui.chart(alt.Chart(sdf).mark_bar().encode(
         x=alt.X("stage:N", sort=order, title=None, axis=alt.Axis(labelAngle=-35, labelLimit=150, labelOverlap=False)),
         y=alt.Y(f"{what} %:Q", title=f"share of {title} (%)", scale=alt.Scale(domain=[0, 100])),
         xOffset=alt.XOffset("configuration:N", sort=list(configs)),
@@ -138,11 +138,11 @@ if not rf.empty and not t.token_model:
         tooltip=["#", "layer", "quantity", alt.Tooltip("pixels:Q", format="g")])
     rule = alt.Chart(pd.DataFrame({"y": [t.input_size], "label": [f"input side ({t.input_size} px)"]})).encode(y="y:Q")
     st.markdown("**How far one unit sees, and how far apart neighbouring units are**")
-    st.altair_chart((base + rule.mark_rule(strokeDash=[4, 4], color="grey")
+    ui.chart((base + rule.mark_rule(strokeDash=[4, 4], color="grey")
                      + rule.mark_text(align="left", dx=4, dy=-6, color="grey").encode(text="label:N", x=alt.value(0)))
                     .properties(height=340), width="stretch")
     st.markdown("**The feature map shrinks as the receptive field grows**")
-    st.altair_chart(alt.Chart(rf).mark_line(point=True, color="#59a14f").encode(
+    ui.chart(alt.Chart(rf).mark_line(point=True, color="#59a14f").encode(
         x=x, y=alt.Y("map side (units):Q", title="feature-map side (units)", scale=alt.Scale(zero=True)),
         tooltip=["#", "layer", "map side (units)"]).properties(height=220), width="stretch")
 st.markdown(anatomy.rf_summary(t))
@@ -234,7 +234,7 @@ both = pd.DataFrame(anatomy.stage_rows({specs[first].title: ta, specs[second].ti
 both["GMACs"] = both["MACs"] / 1e9
 both["stage number"] = both["order"] + 1
 st.markdown("**Compute per stage**")
-st.altair_chart(alt.Chart(both).mark_bar().encode(
+ui.chart(alt.Chart(both).mark_bar().encode(
     x=alt.X("stage number:O", title="stage, in forward order (hover for its name)", axis=alt.Axis(labelAngle=0)),
     y=alt.Y("GMACs:Q", title="GMACs per image"),
     xOffset="configuration:N", color=alt.Color("configuration:N", title=None,

@@ -64,7 +64,7 @@ for ly in u.layers:
     dead = units.nearly_dead(v["active"], v["top_val"])
     dist += [{"layer": ly.label, "selectivity": float(s)} for s, d in zip(si.tolist(), dead.tolist()) if not d]
 order = [ly.label for ly in u.layers]
-st.altair_chart(alt.Chart(pd.DataFrame(dist)).mark_boxplot(extent="min-max", size=28).encode(
+ui.chart(alt.Chart(pd.DataFrame(dist)).mark_boxplot(extent="min-max", size=28).encode(
     x=alt.X("layer:N", sort=order, title=None, axis=alt.Axis(labelAngle=-20, labelLimit=200)),
     y=alt.Y("selectivity:Q", title="class-selectivity index", scale=alt.Scale(domain=[0, 1])),
     color=alt.value("#4e79a7")).properties(height=340), width="stretch")
@@ -160,7 +160,7 @@ with right:
     means = pd.DataFrame({"class": data.NAMES, "mean activation": v["class_mean"][unit].tolist()})
     means["preferred"] = means["class"] == data.NAMES[int(best[unit])]
     st.markdown("**Mean activation per class** (val)")
-    st.altair_chart(alt.Chart(means).mark_bar().encode(
+    ui.chart(alt.Chart(means).mark_bar().encode(
         y=alt.Y("class:N", sort=data.NAMES, title=None),
         x=alt.X("mean activation:Q", title="mean activation"),
         color=alt.condition("datum.preferred", alt.value("#e15759"), alt.value("#9aa8bd")),

@@ -15,6 +15,9 @@ sys.path.insert(0, str(REPO))
 
 from models import data  # noqa: E402
 
+# every chart the pages draw is checked against the Vega-Lite schema under test (the app skips it: explorer.ui.chart)
+os.environ.setdefault("VH_VALIDATE_CHARTS", "1")
+
 torch_threads = int(os.environ.get("VH_TEST_THREADS", "0"))
 if torch_threads:
     import torch
