@@ -248,6 +248,70 @@ def upload(page, files: list[Path]) -> None:
     wait_idle(page, settle=2.0)
 
 
+HEADLINE = re.compile(r"\d+ of \d+ models say|The \d+ models disagree")   # Classify has answered
+
+
+def classroom(url: str, files: list[Path], path: str = "Classify", width: int = 1280, timeout: float = 600) -> list[dict]:
+    """Sessions opened at the same moment, one per file, each in its own browser context (its own
+    Streamlit session): open `path`, choose "Your upload", give it the file, wait for Classify's
+    headline and for the script to finish. Per session: seconds to the page drawn and to the
+    answer (from the common start), the page's text, and the error if it failed."""
+    import asyncio
+
+    from playwright.async_api import async_playwright
+
+    async def idle(page, settle: float = 0.6):
+        quiet, seen = None, False
+        end = time.time() + timeout
+        while time.time() < end:
+            state = await page.evaluate("() => document.querySelector('[data-testid=stApp]')"
+                                        "?.getAttribute('data-test-script-state')")
+            seen = seen or state == "running"
+            if state == "running" or (state in (None, "initial") and not seen):
+                quiet = None
+            elif quiet is None:
+                quiet = time.time()
+            elif time.time() - quiet >= settle:
+                return
+            await asyncio.sleep(0.2)
+        raise TimeoutError("the page kept running")
+
+    async def one(b, f: Path, t0: float) -> dict:
+        out = {"file": f.name, "open_s": None, "result_s": None, "text": "", "error": None}
+        ctx = await b.new_context(viewport={"width": width, "height": 900})
+        page = await ctx.new_page()
+        page.set_default_timeout(timeout * 1000)
+        try:
+            await page.goto(f"{url}/{path}")
+            await page.get_by_text("Your upload", exact=True).wait_for()
+            await idle(page)
+            out["open_s"] = time.perf_counter() - t0
+            await page.get_by_text("Your upload", exact=True).click()
+            await idle(page)
+            await page.locator("input[type=file]").first.set_input_files(str(f))
+            await page.get_by_text(HEADLINE).first.wait_for()
+            await idle(page)
+            out["result_s"] = time.perf_counter() - t0
+            out["text"] = await page.inner_text("body")
+            out["exceptions"] = await page.locator("[data-testid='stException']").count()
+        except Exception as e:   # noqa: BLE001 -- a session that fails is a result here
+            out["error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
+        finally:
+            await ctx.close()
+        return out
+
+    async def run():
+        async with async_playwright() as p:
+            b = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            try:
+                t0 = time.perf_counter()
+                return await asyncio.gather(*(one(b, f, t0) for f in files))
+            finally:
+                await b.close()
+
+    return asyncio.run(run())
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("pages", nargs="+", help="page paths, e.g. Home Classify 'Anatomy?arch=vgg16'")

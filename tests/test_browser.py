@@ -461,3 +461,52 @@ def test_representations_page_at_1024_and_1920(server, chromium, width):
             assert tip.locator("img").get_attribute("src").startswith("data:image/jpeg;base64,")
     finally:
         page.context.close()
+
+
+def headline_for(image_path: Path) -> str:
+    """Classify's headline for an image, computed here with the weights the server has loaded."""
+    from PIL import Image
+
+    from explorer import zoo
+    from explorer.classify import agreement, classify
+    loaded, _ = zoo.load_all(CHECKPOINTS)
+    agr = agreement(classify(loaded, Image.open(image_path).convert("RGB"), k=1)[0])
+    return (f"The {agr['models']} models disagree" if agr["split"] else
+            f"{agr['votes']} of {agr['models']} models say {agr['label']}.")
+
+
+def test_sessions_at_once_each_see_only_their_own_image_and_answer(server, tmp_path):
+    """Issue 18: a class uploading at the same moment. Four browser sessions open Classify together,
+    each uploads a different photo under its own name; every session answers, shows no exception,
+    names only its own file, and gives the headline computed here for its own image (images chosen
+    so that the headlines differ, so an answer that went to the wrong session would be seen)."""
+    chosen, seen = [], set()
+    for p in zoo_samples():
+        h = headline_for(p)
+        if h not in seen:
+            seen.add(h)
+            chosen.append((p, h))
+        if len(chosen) == 4:
+            break
+    if len(chosen) < 2:
+        pytest.skip("the shipped models give the same headline for every sample")
+    files = []
+    for i, (p, h) in enumerate(chosen):
+        f = tmp_path / f"student{i}_{p.stem.split('-')[0]}.jpg"
+        f.write_bytes(p.read_bytes())
+        files.append((f, h))
+    results = B.classroom(server, [f for f, _ in files])
+    names = {f.name for f, _ in files}
+    for (f, expected), r in zip(files, results):
+        assert r["error"] is None, r["error"]
+        assert r["exceptions"] == 0
+        assert f.name in r["text"], f"{f.name}: its own file is not shown"
+        assert not [o for o in names - {f.name} if o in r["text"]], f"{f.name}'s page shows another session's file"
+        assert expected in r["text"], f"{f.name}: expected '{expected}'"
+        assert len(HEADLINE.findall(r["text"])) == 1
+        assert not B.server_paths(r["text"])
+
+
+def zoo_samples() -> list[Path]:
+    from explorer import zoo
+    return zoo.sample_images()
