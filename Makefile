@@ -17,8 +17,9 @@ $(STAMP): requirements.txt
 	$(PY) -m pip install --quiet -r requirements.txt
 	cp requirements.txt $(STAMP)
 
-# Debian's Chromium for the end-to-end browser test (Playwright cannot download one here).
+# Debian's Chromium for the end-to-end browser test (Playwright cannot download one here), and
+# nginx for the test of two servers behind a reverse proxy (deploy/, tests/test_proxy.py).
 browser:
-	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
-	  echo "chromium is not installed: the browser test will be skipped"
+	@{ command -v chromium >/dev/null 2>&1 && [ -x /usr/sbin/nginx ]; } || { [ "$$(id -u)" = 0 ] && \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium nginx-light >/dev/null; } || \
+	  echo "chromium or nginx is not installed: the browser tests will be skipped"
