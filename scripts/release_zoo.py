@@ -82,12 +82,13 @@ def old_top1(arch: str, checkpoints: Path, repo: Path) -> float:
         return 0.0
 
 
-def place(src: Path, checkpoints: Path) -> list[str]:
-    """Copy every src/<arch>/ with a card into checkpoints/<arch>/, replacing the folder."""
+def place(src: Path, checkpoints: Path, only: list[str] | None = None) -> list[str]:
+    """Copy every src/<arch>/ with a card (of `only`, when given) into checkpoints/<arch>/,
+    replacing the folder. A model left out is left alone: its shipped folder and side files stay."""
     archs = []
     for spec in models.list_architectures():
         d = src / spec.name
-        if not (d / CARD).exists():
+        if not (d / CARD).exists() or (only and spec.name not in only):
             continue
         dest = checkpoints / spec.name
         if dest.resolve() != d.resolve():
@@ -168,7 +169,7 @@ def main(argv=None) -> int:
     t_start = time.time()
     report: dict = {"started": time.strftime("%Y-%m-%d %H:%M"), "models": {}, "timings": {}}
 
-    archs = place(unpack_bundles(args.src.resolve()), ck) if args.src else []
+    archs = place(unpack_bundles(args.src.resolve()), ck, args.arch) if args.src else []
     if args.arch:
         archs = [a for a in (archs or args.arch) if a in args.arch]
     if not archs:

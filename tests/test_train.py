@@ -508,3 +508,21 @@ def test_a_refitted_run_names_both_of_its_commands():
     assert first == "python scripts/train.py --arch vit --epochs 30 --teacher se_resnet18 --stop_after_epochs 10"
     assert then.startswith("python scripts/train.py --arch vit --epochs 30 --teacher se_resnet18 --resume true "
                            "--deadline T") and "12 more epochs" in then
+
+
+def test_release_places_only_the_models_asked_for(tmp_path):
+    """`release_zoo.py --from DIR --arch A` replaces checkpoints/A only: a shipped model whose
+    export also sits in DIR keeps its folder and side files (a release of ResNet-18 and GoogLeNet
+    from a folder that also held the ViT's bare export once removed the ViT's side files)."""
+    import release_zoo
+    src, ck = tmp_path / "export", tmp_path / "checkpoints"
+    for arch in ("lenet5", "alexnet"):
+        (src / arch).mkdir(parents=True)
+        (src / arch / "card.json").write_text("{}")
+    (ck / "alexnet").mkdir(parents=True)
+    (ck / "alexnet" / "units.safetensors").write_bytes(b"shipped side file")
+    assert release_zoo.place(src, ck, ["lenet5"]) == ["lenet5"]
+    assert (ck / "lenet5" / "card.json").exists()
+    assert (ck / "alexnet" / "units.safetensors").read_bytes() == b"shipped side file"
+    assert sorted(release_zoo.place(src, ck)) == ["alexnet", "lenet5"]
+    assert not (ck / "alexnet" / "units.safetensors").exists()
