@@ -2,7 +2,8 @@
 
     python bench/bench_serve.py                    # shipped checkpoints (checkpoints/)
     python bench/bench_serve.py --full-zoo         # all 14 architectures, random weights
-    python bench/bench_serve.py --sessions 5,10,20 # the concurrent-session part only at these sizes
+    python bench/bench_serve.py --sessions 5,10,20 # sizes of the concurrent-session part ('' skips it)
+    python bench/bench_serve.py --servers 2        # the same through nginx with two servers (deploy/)
 
 1. **Per visit.** `streamlit run app.py` is started and every page opened once (the first visit
    loads the models and times them: once per server, reported apart). Then each page is opened
@@ -50,6 +51,23 @@ PAGES = {"": False, "Classify": True, "Compare": False, "Anatomy": False, "Filte
 TARGET_S = 0.3
 
 
+class Servers:
+    """Several server processes read as one (behind nginx): CPU seconds and resident memory summed."""
+
+    def __init__(self, pids: list[int]):
+        import psutil
+        self.ps = [psutil.Process(p) for p in pids]
+
+    def cpu_times(self):
+        from types import SimpleNamespace
+        ts = [p.cpu_times() for p in self.ps]
+        return SimpleNamespace(user=sum(t.user for t in ts), system=sum(t.system for t in ts))
+
+    def memory_info(self):
+        from types import SimpleNamespace
+        return SimpleNamespace(rss=sum(p.memory_info().rss for p in self.ps))
+
+
 def server_cpu(proc) -> float:
     t = proc.cpu_times()
     return t.user + t.system
@@ -59,6 +77,23 @@ def machine_busy() -> float:
     import psutil
     t = psutil.cpu_times()
     return t.user + t.nice + t.system + t.irq + t.softirq + getattr(t, "steal", 0.0)
+
+
+def calibration() -> dict:
+    """How fast this machine is right now (a shared virtual machine's speed drifts): a fixed
+    pure-Python loop and a fixed fp32 matmul, so that two runs of this bench can be compared."""
+    import torch
+    t0 = time.perf_counter()
+    s = 0
+    for i in range(3_000_000):
+        s += i
+    loop = time.perf_counter() - t0
+    a = torch.randn(1024, 1024)
+    a @ a
+    t0 = time.perf_counter()
+    for _ in range(10):
+        a @ a
+    return {"python_loop_3M_s": round(loop, 3), "matmul_1024_ms": round((time.perf_counter() - t0) * 100, 2)}
 
 
 def photos(n: int, data: Path | None) -> list[Path]:
@@ -199,6 +234,8 @@ def main() -> int:
     ap.add_argument("--sessions", default="5,10,20", help="concurrent-session sizes ('' to skip)")
     ap.add_argument("--no-visits", action="store_true", help="skip the per-visit part")
     ap.add_argument("--data", type=Path, default=None, help="Imagenette folder for the uploaded photos")
+    ap.add_argument("--servers", type=int, default=0,
+                    help="N > 0: N servers behind nginx (deploy/serve.py), their CPU and memory summed")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     ckpt = args.checkpoints or REPO / "checkpoints"
@@ -211,9 +248,15 @@ def main() -> int:
     out_path = args.out or REPO / "bench" / "results" / ("serve-zoo14.json" if args.full_zoo else "serve.json")
     result = {"when": time.strftime("%Y-%m-%d %H:%M"), "zoo": label, "models": sorted(
         p.parent.name for p in ckpt.glob("*/card.json")), "cpu": platform.processor() or platform.machine(),
-        "cores": os.cpu_count(), "torch_threads_note": "the server's own default"}
-    with B.serve(ckpt) as (url, popen):
-        proc = psutil.Process(popen.pid)
+        "cores": os.cpu_count(), "calibration_before": calibration()}
+    if args.servers:
+        sys.path.insert(0, str(REPO / "deploy"))
+        import serve
+        result["servers"] = f"{args.servers} behind nginx (deploy/nginx.conf: sticky sessions, static files cached)"
+        out_path = args.out or out_path.with_name(out_path.stem + f"-{args.servers}servers.json")
+    with (serve.cluster(args.servers, checkpoints=ckpt) if args.servers else B.serve(ckpt)) as running:
+        proc = Servers([p.pid for p in running[1]]) if args.servers else psutil.Process(running[1].pid)
+        url = running[0]
         photo = photos(1, args.data)[0]
         if not args.no_visits:
             print(f"per visit ({label}: {len(result['models'])} models), server CPU seconds, median of {args.repeats}:")
@@ -221,6 +264,7 @@ def main() -> int:
         if args.sessions:
             print("sessions at once on Classify, each uploading its own photo:")
             result["concurrent"] = [concurrent(url, proc, int(n), args.data) for n in args.sessions.split(",")]
+    result["calibration_after"] = calibration()
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(json.dumps(result, indent=1) + "\n")
     print(f"-> {out_path}")

@@ -309,7 +309,10 @@ def classroom(url: str, files: list[Path], path: str = "Classify", width: int = 
             finally:
                 await b.close()
 
-    return asyncio.run(run())
+    # in a thread of its own: a caller that holds Playwright's sync API has an event loop running here
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(lambda: asyncio.run(run())).result()
 
 
 def main() -> int:

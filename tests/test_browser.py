@@ -510,3 +510,28 @@ def test_sessions_at_once_each_see_only_their_own_image_and_answer(server, tmp_p
 def zoo_samples() -> list[Path]:
     from explorer import zoo
     return zoo.sample_images()
+
+
+def test_attributions_of_an_upload_show_gradcam_at_once_and_the_rest_on_a_click(server, chromium, tmp_path):
+    """Issue 18, cheap visits: an upload costs the server one Grad-CAM pass per model; the methods that
+    run each model 16 to 50 times wait for the learner's click, then every map and the agreement table
+    are drawn (and a second look costs nothing: they are cached per image)."""
+    mine = copy_sample(tmp_path / "my_ball.jpg", "golf_ball-2.jpg")
+    page = B.new_page(chromium, 1280)
+    try:
+        B.open_page(page, server, "Attributions")
+        text = upload(page, [mine], "Explaining my_ball.jpg")
+        check(page, server, "/Attributions on an upload, before the click")
+        assert "Integrated Gradients, SmoothGrad and Occlusion run each model 16 to 50 times" in text
+        headings = page.locator("[data-testid='stMain'] h4").all_inner_texts()
+        assert headings == ["Grad-CAM"], headings
+        page.get_by_role("button", name="Compute Integrated Gradients, SmoothGrad and Occlusion").click()
+        page.get_by_text("Do the methods agree?").first.wait_for(timeout=300_000)
+        B.wait_idle(page)
+        text = check(page, server, "/Attributions on an upload, after the click")
+        headings = page.locator("[data-testid='stMain'] h4").all_inner_texts()
+        assert headings == ["Integrated Gradients", "SmoothGrad", "Occlusion", "Grad-CAM", "Do the methods agree?"]
+        assert "run each model 16 to 50 times" not in text
+        B.screenshot(page, SHOTS / "issue18-Attributions-upload-1280.png", 1280)
+    finally:
+        page.context.close()
