@@ -262,7 +262,16 @@ def main() -> int:
             print(f"per visit ({label}: {len(result['models'])} models), server CPU seconds, median of {args.repeats}:")
             result["per_visit"] = per_visit(url, proc, photo, args.repeats)
         if args.sessions:
-            print("sessions at once on Classify, each uploading its own photo:")
+            if args.no_visits:   # the models are loaded and timed once per server: not a session's cost
+                import re
+                urls = [f"http://127.0.0.1:{p}" for p in re.findall(
+                    r"server 127\.0\.0\.1:(\d+);", (running[2] / "nginx.conf").read_text())] if args.servers else [url]
+                with B.browser() as b:
+                    for u in urls:
+                        page = B.new_page(b, 1280)
+                        B.open_page(page, u, "Classify")
+                        page.context.close()
+            print("sessions at once on Classify, each uploading its own photo (the server warm):")
             result["concurrent"] = [concurrent(url, proc, int(n), args.data) for n in args.sessions.split(",")]
     result["calibration_after"] = calibration()
     out_path.parent.mkdir(parents=True, exist_ok=True)
