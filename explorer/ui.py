@@ -148,7 +148,7 @@ def labelled_scatter(df, x: str, y: str, x_title: str, y_title: str, tooltip: li
 
 def chart(c, **kwargs) -> None:
     """st.altair_chart without Altair's JSON-schema validation of the finished spec, which cost
-    ~45 ms of server CPU per chart on every run of a page (bench/bench_serve.py); the specs
+    tens of ms of server CPU per chart on every run of a page (bench/bench_serve.py); the specs
     are the same. The tests also validate every chart first (VH_VALIDATE_CHARTS=1, tests/conftest.py)."""
     if os.environ.get("VH_VALIDATE_CHARTS") == "1":
         import altair as alt
