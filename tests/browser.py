@@ -17,14 +17,14 @@ import contextlib
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "deploy"))
-from serve import free_port, wait_healthy  # noqa: E402  (deploy/serve.py: the same start-up checks)
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -33,6 +33,12 @@ WIDTHS = (1024, 1280, 1920)
 # what a server path looks like in page text: this checkout, temp dirs, home dirs, checkpoint files
 PATH_PATTERNS = [re.escape(str(REPO)), r"/tmp/", r"/home/", r"/root/", r"/work/", r"/usr/lib", r"site-packages",
                  r"card\.json", r"\.safetensors", r"Traceback \(most recent"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 @contextlib.contextmanager
@@ -48,11 +54,16 @@ def serve(checkpoints: Path | None = None, env: dict | None = None, timeout: flo
                              str(port), "--server.address", "127.0.0.1", "--server.headless", "true"],
                             cwd=REPO, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy(url, timeout)
-    except RuntimeError:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).status == 200:
+                break
+        except OSError:
+            time.sleep(0.3)
+    else:
         proc.kill()
-        raise RuntimeError("streamlit did not start: " + proc.stdout.read().decode()[-2000:]) from None
+        raise RuntimeError("streamlit did not start: " + proc.stdout.read().decode()[-2000:])
     try:
         yield url, proc
     finally:
