@@ -50,27 +50,41 @@ SAMPLE = REPO / "samples" / "golf_ball-1.jpg"
 def warm_latency(checkpoints: Path, repeats: int) -> dict:
     """Every model's top-5 for one upload, as the Classify page computes it (preprocessing
     included), median of `repeats` warm runs, in fp32 and in the path the app chooses (bf16
-    for the models models.precision allows), the two taking turns run by run; per model, the
-    app's own latency measurement (chosen path)."""
+    for the models models.precision allows), and the chosen path again with the models run
+    in turn on every thread (VH_MODEL_WORKERS=1) instead of side by side, one thread each
+    (`explorer.zoo.each_model`); the variants take turns run by run. With each, the CPU
+    seconds the process spent per call (all its threads). Per model, the app's own latency
+    measurement (chosen path)."""
     loaded, _ = zoo.load_all(checkpoints)
     chosen = {a: m.serve_bf16 for a, (m, _) in loaded.items()}
     img = Image.open(SAMPLE).convert("RGB")
+    variants = {"fp32": (False, ""), "chosen": (True, ""), "in_turn": (True, "1")}
 
-    def run(bf16: bool) -> float:
+    def run(variant: str) -> tuple[float, float]:
+        bf16, workers = variants[variant]
         for a, (m, _) in loaded.items():
             m.serve_bf16 = chosen[a] and bf16
-        t0 = time.perf_counter()
+        os.environ["VH_MODEL_WORKERS"] = workers
+        t0, c0 = time.perf_counter(), time.process_time()
         classify(loaded, img)
-        return (time.perf_counter() - t0) * 1000
-    run(False), run(True)  # warm-up
-    times = {False: [], True: []}
+        return (time.perf_counter() - t0) * 1000, (time.process_time() - c0) * 1000
+    for v in variants:  # warm-up
+        run(v)
+    times = {v: [] for v in variants}
     for _ in range(repeats):
-        for bf16 in (False, True):
-            times[bf16].append(run(bf16))
-    run(True)
+        for v in variants:
+            times[v].append(run(v))
+    run("chosen")
+    os.environ.pop("VH_MODEL_WORKERS", None)
+    med = {v: (round(statistics.median(t[0] for t in ts), 1), round(statistics.median(t[1] for t in ts), 1))
+           for v, ts in times.items()}
     return {"models": list(loaded), "bf16_models": [a for a, b in chosen.items() if b],
-            "warm_top5_ms_fp32": round(statistics.median(times[False]), 1),
-            "warm_top5_ms": round(statistics.median(times[True]), 1),
+            "model_workers": zoo.model_workers(),
+            "warm_top5_ms_fp32": med["fp32"][0],
+            "warm_top5_ms": med["chosen"][0],
+            "warm_top5_ms_in_turn": med["in_turn"][0],
+            "warm_top5_cpu_ms": med["chosen"][1],
+            "warm_top5_cpu_ms_in_turn": med["in_turn"][1],
             "per_model_ms": zoo.latencies(loaded)["ms"]}
 
 
@@ -188,7 +202,8 @@ def main() -> int:
         r["meets"] = {k: (r.get(k) is not None and r[k] <= v) for k, v in TARGETS.items()}
         results[label] = r
         print(f"{label}: {len(r['models'])} models ({len(r['bf16_models'])} in bf16) | warm top-5 "
-              f"{r['warm_top5_ms']} ms, fp32 {r['warm_top5_ms_fp32']} ms | first prediction "
+              f"{r['warm_top5_ms']} ms ({r['warm_top5_cpu_ms']} ms CPU), fp32 {r['warm_top5_ms_fp32']} ms, models in turn "
+              f"{r['warm_top5_ms_in_turn']} ms ({r['warm_top5_cpu_ms_in_turn']} ms CPU) | first prediction "
               f"{r['first_prediction_s']} s, fp32 {r['first_prediction_s_fp32']} s | "
               f"(targets {TARGETS['warm_top5_ms']} ms, {TARGETS['first_prediction_s']} s) | RSS {r['rss_mb']} MB, after attributions "
               f"{r.get('rss_after_attributions_mb')} MB (target {TARGETS['rss_mb']})",

@@ -49,19 +49,26 @@ def classify(loaded: dict, image: Image.Image, k: int = 5, corruption: str | Non
     per distinct preprocessing and shared by the models that use it.
     """
     inputs: dict[tuple[int, int], torch.Tensor] = {}
-    results = []
-    with zoo.using(), torch.inference_mode():
-        for arch, (model, card) in loaded.items():
+    with torch.inference_mode():
+        for model, _ in loaded.values():
             key = (model.input_size, model.in_chans)
             if key not in inputs:
-                inputs[key] = model_input(image, *key, corruption, severity)
-            with precision.serving(model):  # bf16 only where it keeps the answers (models.precision)
-                probs = model(inputs[key].contiguous(memory_format=torch.channels_last)).float().softmax(-1)[0]
-            names = [c["name"] for c in card.get("classes", [])] or data.NAMES
-            p, i = probs.topk(min(k, len(probs)))
-            results.append(Result(arch, card.get("title", arch),
-                                  [(names[j], float(q)) for q, j in zip(p.tolist(), i.tolist())],
-                                  [float(v) for v in probs.tolist()], model.input_size, model.in_chans))
+                inputs[key] = model_input(image, *key, corruption, severity).contiguous(
+                    memory_format=torch.channels_last)
+
+    def forward(arch, model, card) -> torch.Tensor:
+        with torch.inference_mode(), precision.serving(model):  # bf16 only where it keeps the answers
+            return model(inputs[(model.input_size, model.in_chans)]).float().softmax(-1)[0]
+
+    results = []
+    for arch, probs in zoo.each_model(loaded, forward).items():
+        card = loaded[arch][1]
+        model = loaded[arch][0]
+        names = [c["name"] for c in card.get("classes", [])] or data.NAMES
+        p, i = probs.topk(min(k, len(probs)))
+        results.append(Result(arch, card.get("title", arch),
+                              [(names[j], float(q)) for q, j in zip(p.tolist(), i.tolist())],
+                              [float(v) for v in probs.tolist()], model.input_size, model.in_chans))
     return results, inputs
 
 

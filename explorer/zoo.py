@@ -14,10 +14,13 @@ from __future__ import annotations
 import contextlib
 import csv
 import ctypes
+import functools
 import os
 import platform
 import statistics
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
@@ -71,6 +74,74 @@ def release_memory() -> None:
     """Hand freed heap pages back to the system (glibc keeps them otherwise)."""
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+# --- many models, one image -----------------------------------------------------------
+#
+# At batch one a forward pass keeps a second thread only partly busy. All 14 architectures
+# for one upload on this 2-core machine (random weights; python bench/bench_app.py --full-zoo,
+# 2026-12-03): one after another, both threads each, 195 ms and 387 ms of CPU; two workers of
+# one thread each, biggest model first, 144 ms and 270 ms of CPU ("warm_top5_ms" against
+# "warm_top5_ms_in_turn"). Models are shared, so the caller holds the zoo (`using()`) while the
+# workers run them: no other session's work interleaves.
+
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def model_workers() -> int:
+    """How many models run at once: one per torch thread (VH_MODEL_WORKERS overrides; 1 runs
+    them in turn in the calling thread, with every thread each)."""
+    n = os.environ.get("VH_MODEL_WORKERS", "").strip()
+    return max(1, int(n) if n.isdigit() and int(n) > 0 else torch.get_num_threads())
+
+
+def _one_thread(ready: threading.Barrier) -> None:
+    torch.get_num_threads()    # torch sets a thread's OpenMP team size on its first use; do it now...
+    torch.set_num_threads(1)   # ...then make this worker's one thread (a per-thread setting in OpenMP)
+    ready.wait()
+
+
+def _workers(n: int) -> ThreadPoolExecutor:
+    """The process's model workers, started once. torch.set_num_threads also sets the default
+    that threads started later take, so it is put back once every worker has its one thread:
+    the sessions' own threads keep every thread."""
+    global _pool
+    with _pool_lock:
+        if _pool is None or _pool._max_workers != n:
+            before = torch.get_num_threads()
+            ready = threading.Barrier(n + 1)
+            pool = ThreadPoolExecutor(n, thread_name_prefix="vh-model")
+            for _ in range(n):
+                pool.submit(_one_thread, ready)
+            ready.wait()
+            torch.set_num_threads(before)
+            if _pool is not None:
+                _pool.shutdown(wait=False)
+            _pool = pool
+    return _pool
+
+
+@functools.lru_cache(maxsize=None)
+def _gmacs(arch: str) -> float:
+    try:
+        return arch_cost(arch)["gmacs"]
+    except Exception:   # an architecture the registry cannot build on the meta device: order last
+        return 0.0
+
+
+def each_model(loaded: dict, fn) -> dict:
+    """{arch: fn(arch, model, card)} for every loaded model, in `loaded`'s order, the models
+    spread over `model_workers()` single-threaded workers, the costliest (MACs) first.
+    fn runs in a worker thread: grad mode and autocast are per thread, so it sets its own."""
+    with using():
+        n = min(model_workers(), len(loaded))
+        if n <= 1:
+            return {arch: fn(arch, m, card) for arch, (m, card) in loaded.items()}
+        pool = _workers(n)
+        order = sorted(loaded, key=lambda a: -_gmacs(a))
+        futures = {arch: pool.submit(fn, arch, *loaded[arch]) for arch in order}
+        return {arch: futures[arch].result() for arch in loaded}
 
 
 def pages_for(arch: str, trained: bool = True) -> list[tuple[str, str, str, str]]:
@@ -173,8 +244,8 @@ def latencies(loaded: dict) -> dict:
     model's figure is the median of its 9 runs: a busy moment on the machine (another
     program, a browser drawing the page) lands in one or two rounds of every model rather
     than in all the runs of one, so the median does not move. The zoo is held throughout, so
-    no other session's work lands inside a measurement. Running the models in turn is also
-    how Classify runs them for an upload.
+    no other session's work lands inside a measurement. (Classify runs the models two at a
+    time, one thread each, `each_model`: a model's own latency is this, all threads its own.)
     Returns {"ms": {arch: median ms}, "spread": {arch: (min, max)}, "note": how it was measured}.
     """
     from PIL import Image
