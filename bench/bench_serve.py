@@ -32,6 +32,7 @@ models. Results go to bench/results/serve.json (or --out) and are printed; nothi
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -61,15 +62,25 @@ class Servers:
     def __init__(self, pids: list[int]):
         import psutil
         self.ps = [psutil.Process(p) for p in pids]
+        self.last = {}   # pid -> its last (user, system): nginx's cache loader exits a minute in
 
     def cpu_times(self):
+        import psutil
         from types import SimpleNamespace
-        ts = [p.cpu_times() for p in self.ps]
-        return SimpleNamespace(user=sum(t.user for t in ts), system=sum(t.system for t in ts))
+        for p in self.ps:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                t = p.cpu_times()
+                self.last[p.pid] = (t.user, t.system)
+        return SimpleNamespace(user=sum(u for u, _ in self.last.values()), system=sum(s for _, s in self.last.values()))
 
     def memory_info(self):
+        import psutil
         from types import SimpleNamespace
-        return SimpleNamespace(rss=sum(p.memory_info().rss for p in self.ps))
+        rss = 0
+        for p in self.ps:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                rss += p.memory_info().rss
+        return SimpleNamespace(rss=rss)
 
 
 def server_cpu(proc) -> float:
@@ -120,23 +131,26 @@ def photos(n: int, data: Path | None) -> list[Path]:
     return files
 
 
-def per_visit(url: str, proc, shots: list[Path], repeats: int) -> dict:
+def per_visit(url: str, proc, shots: list[Path], repeats: int, servers: list[str] | None = None) -> dict:
     """Server CPU seconds of opening each page in a new session, and of one upload on it.
 
     Every upload is a photo of its own (`shots`): the pages cache what they compute per image,
     so uploading the same photo again would measure a cache hit (reported apart, once per page:
-    two students uploading the same picture)."""
+    two students uploading the same picture). With several `servers` (their own URLs, behind
+    the proxy at `url`), every page is first opened once on each, so that no server's first
+    visit lands in a measured one."""
     out = {}
     shots = iter(shots)
     with B.browser() as b:
         t0, c0 = time.perf_counter(), server_cpu(proc)
         first = {}
-        for path in PAGES:                     # the first visit: models loaded and timed once per server
-            page = B.new_page(b, 1280)
-            p0 = server_cpu(proc)
-            B.open_page(page, url, path)
-            first[path or "Home"] = round(server_cpu(proc) - p0, 3)
-            page.context.close()
+        for u in servers or [url]:
+            for path in PAGES:                 # the first visit: models loaded and timed once per server
+                page = B.new_page(b, 1280)
+                p0 = server_cpu(proc)
+                B.open_page(page, u, path)
+                first[path or "Home"] = round(first.get(path or "Home", 0) + server_cpu(proc) - p0, 3)
+                page.context.close()
         out["first_visits"] = {"cpu_s": round(server_cpu(proc) - c0, 2), "wall_s": round(time.perf_counter() - t0, 1),
                                "per_page_cpu_s": first}
         rows = {}
@@ -274,7 +288,7 @@ def main() -> int:
     ap.add_argument("--no-visits", action="store_true", help="skip the per-visit part")
     ap.add_argument("--data", type=Path, default=None, help="Imagenette folder for the uploaded photos")
     ap.add_argument("--servers", type=int, default=0,
-                    help="N > 0: N servers behind nginx (deploy/serve.py), their CPU and memory summed")
+                    help="N > 0: N servers behind nginx (deploy/serve.py), their CPU and memory summed with nginx's")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     ckpt = args.checkpoints or REPO / "checkpoints"
@@ -294,19 +308,22 @@ def main() -> int:
         result["servers"] = f"{args.servers} behind nginx (deploy/nginx.conf: sticky sessions, static files cached)"
         out_path = args.out or out_path.with_name(out_path.stem + f"-{args.servers}servers.json")
     with (serve.cluster(args.servers, checkpoints=ckpt) if args.servers else B.serve(ckpt)) as running:
-        proc = Servers([p.pid for p in running[1]]) if args.servers else psutil.Process(running[1].pid)
-        url = running[0]
+        url, upstreams = running[0], None
+        if args.servers:   # the app servers, and nginx's master and workers: all the proxy's CPU counts too
+            upstreams = [f"http://127.0.0.1:{p.args[p.args.index('--server.port') + 1]}" for p in running[1]]
+            nginx = [p for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"]
+                     and "nginx" in p.info["cmdline"][0] and str(running[2]) in " ".join(p.info["cmdline"])]
+            proc = Servers([p.pid for p in running[1]] + [q.pid for m in nginx for q in (m, *m.children())])
+        else:
+            proc = psutil.Process(running[1].pid)
         if not args.no_visits:
             shots = photos(args.repeats * sum(PAGES.values()), args.data)
             print(f"per visit ({label}: {len(result['models'])} models), server CPU seconds, median of {args.repeats}:")
-            result["per_visit"] = per_visit(url, proc, shots, args.repeats)
+            result["per_visit"] = per_visit(url, proc, shots, args.repeats, upstreams)
         if args.sessions:
             if args.no_visits:   # the models are loaded and timed once per server: not a session's cost
-                import re
-                urls = [f"http://127.0.0.1:{p}" for p in re.findall(
-                    r"server 127\.0\.0\.1:(\d+);", (running[2] / "nginx.conf").read_text())] if args.servers else [url]
                 with B.browser() as b:
-                    for u in urls:
+                    for u in upstreams or [url]:
                         page = B.new_page(b, 1280)
                         B.open_page(page, u, "Classify")
                         page.context.close()
