@@ -133,7 +133,9 @@ def _gmacs(arch: str) -> float:
 def each_model(loaded: dict, fn) -> dict:
     """{arch: fn(arch, model, card)} for every loaded model, in `loaded`'s order, the models
     spread over `model_workers()` single-threaded workers, the costliest (MACs) first.
-    fn runs in a worker thread: grad mode and autocast are per thread, so it sets its own."""
+    fn runs in a worker thread while the caller holds the zoo: it sets its own grad mode and
+    autocast (both per thread) and must not take `LOCK` itself (the workers would wait for the
+    caller, which waits for them)."""
     with using():
         n = min(model_workers(), len(loaded))
         if n <= 1:
