@@ -86,6 +86,7 @@ def release_memory() -> None:
 # workers run them: no other session's work interleaves.
 
 _pool: ThreadPoolExecutor | None = None
+_pool_size = 0   # its worker count
 _pool_lock = threading.Lock()
 
 
@@ -106,9 +107,9 @@ def _workers(n: int) -> ThreadPoolExecutor:
     """The process's model workers, started once. torch.set_num_threads also sets the default
     that threads started later take, so it is put back once every worker has its one thread:
     the sessions' own threads keep every thread."""
-    global _pool
+    global _pool, _pool_size
     with _pool_lock:
-        if _pool is None or _pool._max_workers != n:
+        if _pool is None or _pool_size != n:
             before = torch.get_num_threads()
             ready = threading.Barrier(n + 1)
             pool = ThreadPoolExecutor(n, thread_name_prefix="vh-model")
@@ -118,7 +119,7 @@ def _workers(n: int) -> ThreadPoolExecutor:
             torch.set_num_threads(before)
             if _pool is not None:
                 _pool.shutdown(wait=False)
-            _pool = pool
+            _pool, _pool_size = pool, n
     return _pool
 
 
