@@ -2,6 +2,8 @@
 network; `?arch=` scrolls to one. The other pages live in pages/ and share explorer/ui.py."""
 from __future__ import annotations
 
+import explorer  # noqa: F401,I001  first: sets OpenMP's spin before torch loads
+
 import streamlit as st
 
 from explorer import ui

@@ -301,7 +301,9 @@ def main() -> int:
     out_path = args.out or REPO / "bench" / "results" / ("serve-zoo14.json" if args.full_zoo else "serve.json")
     result = {"when": time.strftime("%Y-%m-%d %H:%M"), "zoo": label, "models": sorted(
         p.parent.name for p in ckpt.glob("*/card.json")), "cpu": platform.processor() or platform.machine(),
-        "cores": os.cpu_count(), "calibration_before": calibration()}
+        "cores": os.cpu_count(), "calibration_before": calibration(),
+        # libgomp's spin before an idle thread sleeps: the app sets 10000 (explorer/__init__.py) unless given one
+        "GOMP_SPINCOUNT": os.environ.get("GOMP_SPINCOUNT", "10000 (the app's)")}
     if args.servers:
         sys.path.insert(0, str(REPO / "deploy"))
         import serve

@@ -5,9 +5,11 @@ the Streamlit-free modules beside it, which the tests exercise directly.
 """
 from __future__ import annotations
 
+import copy
 import functools
 import os
 import re
+import threading
 
 import numpy as np
 import streamlit as st
@@ -157,6 +159,38 @@ def chart(c, **kwargs) -> None:
     # an Altair object takes attributes set on it for chart parameters: set this one past that
     object.__setattr__(c, "to_dict", functools.partial(type(c).to_dict, c, validate=False))
     st.altair_chart(c, **kwargs)
+
+
+_specs: dict[tuple, dict] = {}   # chart_cached: (name, key) -> Vega-Lite spec
+_specs_lock = threading.Lock()
+
+
+def chart_cached(name: str, key: tuple, build, rows=None, **kwargs) -> None:
+    """Draw an Altair chart built once per server and `key`, instead of on every run of a page.
+
+    Building Altair's objects is most of a chart's server cost: Classify's 14-model grid took
+    about 0.1 s of CPU on every upload, the Attention page's distance chart half that on every
+    click (bench/bench_serve.py). `build()` makes a chart that depends only on `key` (a
+    checkpoint's figures, say); with `rows`, `build(rows)` makes one whose shape depends only
+    on `key` (its model list, its height) and each call draws it with its own `rows` (a
+    DataFrame), sent to the browser as st.altair_chart sends them."""
+    spec = _specs.get((name, key))
+    if spec is None:
+        c = build() if rows is None else build(rows)
+        if os.environ.get("VH_VALIDATE_CHARTS") == "1":   # the tests validate every spec once
+            import altair as alt
+            with alt.data_transformers.enable("default", max_rows=None):
+                c.to_dict(validate=True)
+        spec = c.to_dict(validate=False)
+        if rows is not None:   # the first call's rows out: every call sends its own
+            top = spec.pop("data", None)
+            if isinstance(top, dict) and "name" in top:
+                spec.get("datasets", {}).pop(top["name"], None)
+        with _specs_lock:
+            if len(_specs) > 512:   # model lists a server has seen: bounded all the same
+                _specs.clear()
+            _specs[(name, key)] = spec
+    st.vega_lite_chart(rows, copy.deepcopy(spec), **kwargs)
 
 
 def height_with_legend(plot: int, models: int) -> int:

@@ -3,6 +3,8 @@ read-out finds at each depth (probes), and the val split as each model's pre-log
 it (t-SNE). Everything is precomputed by scripts/representations.py; see explorer/representations.py."""
 from __future__ import annotations
 
+import explorer  # noqa: F401,I001  first: sets OpenMP's spin before torch loads
+
 import altair as alt
 import pandas as pd
 import streamlit as st

@@ -1,6 +1,8 @@
 """Classify: one or several images, every model's answer side by side, and how a corruption changes it."""
 from __future__ import annotations
 
+import explorer  # noqa: F401,I001  first: sets OpenMP's spin before torch loads
+
 import altair as alt
 import pandas as pd
 import streamlit as st
@@ -51,6 +53,25 @@ def sweep_for(digest: str, archs: tuple, corruption: str, _image, _subset):
 
 all_rows = []
 heat = alt.Scale(scheme="blues", domain=[0, 1])
+
+
+def grid(df: pd.DataFrame, order: tuple) -> alt.LayerChart:
+    """Models (rows, oldest first) x classes: the probability in each cell, the answer outlined."""
+    base = alt.Chart(df).encode(
+        x=alt.X("class:N", sort=data.NAMES, title=None,
+                axis=alt.Axis(orient="top", labelAngle=-40, labelLimit=120, labelOverlap=False)),
+        y=alt.Y("model:N", sort=list(order), title=None, axis=alt.Axis(labelLimit=200)))
+    cells = base.mark_rect().encode(
+        color=alt.Color("probability:Q", scale=heat, legend=None),
+        tooltip=["model", "class", alt.Tooltip("probability:Q", format=".2%")])
+    numbers = base.mark_text(fontSize=11).encode(
+        text=alt.Text("label:N"),
+        color=alt.condition("datum.probability > 0.55", alt.value("white"), alt.value("#333"))
+    ).transform_calculate(label="datum.probability < 0.005 ? '<1' : format(datum.percent, 'd')")
+    top1 = base.transform_filter("datum.top1").mark_rect(fill=None, stroke="#d62728", strokeWidth=2.5)
+    return (cells + numbers + top1).properties(height=34 * len(order) + 90)
+
+
 for item in images:
     results, inputs = results_for(item.digest, tuple(chosen), corruption, sev, item.image, subset)
     st.divider()
@@ -83,20 +104,8 @@ for item in images:
         st.caption("Each row is one model (oldest first), each column a class; the number is the probability "
                    "in percent, and the outlined cell is the model's answer.")
     df = pd.DataFrame(matrix_rows(results, YEARS))
-    order = list(dict.fromkeys(df["model"]))
-    base = alt.Chart(df).encode(
-        x=alt.X("class:N", sort=data.NAMES, title=None,
-                axis=alt.Axis(orient="top", labelAngle=-40, labelLimit=120, labelOverlap=False)),
-        y=alt.Y("model:N", sort=order, title=None, axis=alt.Axis(labelLimit=200)))
-    cells = base.mark_rect().encode(
-        color=alt.Color("probability:Q", scale=heat, legend=None),
-        tooltip=["model", "class", alt.Tooltip("probability:Q", format=".2%")])
-    numbers = base.mark_text(fontSize=11).encode(
-        text=alt.Text("label:N"),
-        color=alt.condition("datum.probability > 0.55", alt.value("white"), alt.value("#333"))
-    ).transform_calculate(label="datum.probability < 0.005 ? '<1' : format(datum.percent, 'd')")
-    top1 = base.transform_filter("datum.top1").mark_rect(fill=None, stroke="#d62728", strokeWidth=2.5)
-    ui.chart((cells + numbers + top1).properties(height=34 * len(order) + 90), width="stretch")
+    order = tuple(dict.fromkeys(df["model"]))
+    ui.chart_cached("classify-grid", order, lambda d: grid(d, order), rows=df, width="stretch")
     lat = ui.latencies()
     detail = pd.DataFrame([{"model": r.title, "year": YEARS.get(r.arch),
                             **{f"#{k}": f"{lab} ({p:.0%})" for k, (lab, p) in enumerate(r.top, 1)},

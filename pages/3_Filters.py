@@ -2,6 +2,8 @@
 formed during training (when the checkpoint kept snapshots), and an image's activation maps."""
 from __future__ import annotations
 
+import explorer  # noqa: F401,I001  first: sets OpenMP's spin before torch loads
+
 import altair as alt
 import pandas as pd
 import streamlit as st

@@ -1,6 +1,8 @@
 """Retrieval: nearest training images in fc7 / penultimate space (AlexNet's Figure 4) vs raw pixels."""
 from __future__ import annotations
 
+import explorer  # noqa: F401,I001  first: sets OpenMP's spin before torch loads
+
 import statistics
 import time
 

@@ -1,6 +1,8 @@
 """Squeeze-and-Excitation: every block's channel gates for an image, and class-average profiles."""
 from __future__ import annotations
 
+import explorer  # noqa: F401,I001  first: sets OpenMP's spin before torch loads
+
 import altair as alt
 import pandas as pd
 import streamlit as st

@@ -3,6 +3,8 @@ Figure 7 (attention distance by depth, position-embedding similarity) on our che
 with the same distance measure for MLP-Mixer's token mixing."""
 from __future__ import annotations
 
+import explorer  # noqa: F401,I001  first: sets OpenMP's spin before torch loads
+
 import altair as alt
 import numpy as np
 import pandas as pd
@@ -119,7 +121,8 @@ if vits:
                 "computes them.", icon=":material/info:")
     else:
         f, meta = figs
-        ui.chart(distance_chart(f["distance"], meta["uniform_distance"], "transformer block"), width="stretch")
+        ui.chart_cached("attention-distance", (arch, *f["distance"].flatten().tolist()), lambda: distance_chart(
+            f["distance"], meta["uniform_distance"], "transformer block"), width="stretch")
         st.caption(f"Mean attention distance: for every patch, the pixel distance to each other patch weighted by the "
                    f"attention it pays it, averaged over {meta.get('images')} val images. Early heads that look near "
                    "and far at once, and deep heads that all look far, is what the ViT paper found at scale.")
@@ -160,7 +163,8 @@ for arch in mixers:
                 icon=":material/info:")
         continue
     f, meta = figs
-    ui.chart(distance_chart(f["distance"], meta["uniform_distance"], "Mixer block"), width="stretch")
+    ui.chart_cached("attention-distance", (arch, *f["distance"].flatten().tolist()), lambda: distance_chart(
+        f["distance"], meta["uniform_distance"], "Mixer block"), width="stretch")
     st.caption("The same distance measure on each block's token-mixing weights |W2·W1| (rows normalised, GELU left "
                "out): how far, on average, the patches an output token draws on lie from it. "
                f"{get_spec(arch).title} mixes with fixed weights, the same for every image.")

@@ -1,6 +1,8 @@
 """Attributions with Captum: which pixels made two models decide, each map on a readable scale."""
 from __future__ import annotations
 
+import explorer  # noqa: F401,I001  first: sets OpenMP's spin before torch loads
+
 import math
 
 import pandas as pd

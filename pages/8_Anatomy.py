@@ -2,6 +2,8 @@
 its building block, and how it differs from the paper and from its predecessor."""
 from __future__ import annotations
 
+import explorer  # noqa: F401,I001  first: sets OpenMP's spin before torch loads
+
 import altair as alt
 import pandas as pd
 import streamlit as st

@@ -3,6 +3,8 @@ excite it most (cropped to its receptive field), its mean response per class, an
 it is; permalinks per unit (`?arch=&layer=&unit=`)."""
 from __future__ import annotations
 
+import explorer  # noqa: F401,I001  first: sets OpenMP's spin before torch loads
+
 import math
 
 import altair as alt

@@ -2,12 +2,14 @@
 and the points of the explorer's browser review (issue 10) that AppTest can see."""
 from __future__ import annotations
 
+import ast
 import csv
 import io
 import json
 import os
 import re
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -405,3 +407,25 @@ def test_pages_link_to_anatomy_from_their_model_picker(app_checkpoints):
     at = run_page("pages/3_Filters.py", arch="alexnet")
     links = [p for p in at.get("page_link") if "Anatomy of" in p.proto.label]
     assert links and links[0].proto.label == "Anatomy of AlexNet"
+
+
+def test_every_page_imports_explorer_before_anything_that_loads_torch():
+    """libgomp reads GOMP_SPINCOUNT once, when torch loads it: the page a server runs first
+    (any page can be) must import explorer, which sets it, before torch, models or Captum."""
+    for page in [REPO / "app.py", *sorted((REPO / "pages").glob("*.py"))]:
+        imports = [n for n in ast.parse(page.read_text()).body if isinstance(n, (ast.Import, ast.ImportFrom))
+                   and not (isinstance(n, ast.ImportFrom) and n.module == "__future__")]
+        first = imports[0]
+        assert isinstance(first, ast.Import) and [a.name for a in first.names] == ["explorer"], \
+            f"{page.name}: the first import is line {first.lineno}, not `import explorer`"
+
+
+@pytest.mark.parametrize("given, expected", [(None, "10000"), ("300000", "300000")])
+def test_importing_explorer_sets_the_openmp_spin_without_loading_torch_and_keeps_a_set_value(given, expected):
+    env = {k: v for k, v in os.environ.items() if k != "GOMP_SPINCOUNT"}
+    if given:
+        env["GOMP_SPINCOUNT"] = given
+    out = subprocess.run([sys.executable, "-c", "import os, sys, explorer; "
+                          "print(os.environ.get('GOMP_SPINCOUNT'), 'torch' in sys.modules)"],
+                         cwd=REPO, env=env, capture_output=True, text=True, check=True).stdout.split()
+    assert out == [expected, "False"]
