@@ -237,15 +237,17 @@ def screenshot(page, path: Path, width: int) -> None:
     page.set_viewport_size({"width": width, "height": 900})
 
 
-def upload(page, files: list[Path]) -> None:
-    """Choose "Your upload" and give the page's uploader `files` (the first only, where it takes one)."""
-    page.get_by_text("Your upload", exact=True).click()
-    wait_idle(page)
+def upload(page, files: list[Path], choose: bool = True, settle: float = 2.0) -> None:
+    """Choose "Your upload" (unless `choose` is False: already chosen) and give the page's
+    uploader `files` (the first only, where it takes one); return once the page has drawn."""
+    if choose:
+        page.get_by_text("Your upload", exact=True).click()
+        wait_idle(page)
     box = page.locator("input[type=file]").first
     several = box.get_attribute("multiple") is not None
     box.set_input_files([str(f) for f in (files if several else files[:1])])
     page.locator("[data-testid='stFileChip']").first.wait_for()
-    wait_idle(page, settle=2.0)
+    wait_idle(page, settle=settle)
 
 
 HEADLINE = re.compile(r"\d+ of \d+ models say|The \d+ models disagree")   # Classify has answered
