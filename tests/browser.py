@@ -237,6 +237,16 @@ def screenshot(page, path: Path, width: int) -> None:
     page.set_viewport_size({"width": width, "height": 900})
 
 
+def takes_upload(page, timeout_ms: float = 10_000) -> bool:
+    """Whether the page (drawn) offers "Your upload"."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+    try:
+        page.get_by_text("Your upload", exact=True).first.wait_for(timeout=timeout_ms)
+        return True
+    except PlaywrightTimeout:
+        return False
+
+
 def upload(page, files: list[Path], choose: bool = True, settle: float = 2.0) -> None:
     """Choose "Your upload" (unless `choose` is False: already chosen) and give the page's
     uploader `files` (the first only, where it takes one); return once the page has drawn."""
@@ -335,7 +345,7 @@ def main() -> int:
                 t0 = time.time()
                 open_page(page, url, target)
                 name = re.sub(r"[^A-Za-z0-9_=-]+", "_", path)
-                if args.upload:
+                if args.upload and takes_upload(page):
                     upload(page, args.upload)
                     name += "-upload"
                 shot = args.out / f"{name}-{w}.png"
