@@ -162,8 +162,20 @@ def load_figures(path, card: dict) -> tuple[dict[str, torch.Tensor], dict] | Non
 
 def distance_reading(dist: torch.Tensor, uniform: float, local: float = 0.75) -> str:
     """One sentence on what this checkpoint's (layers, heads) mean attention distances show:
-    how near its nearest-looking heads look, against attending everywhere (`uniform`)."""
+    how near its nearest-looking heads look, against attending everywhere (`uniform`). A
+    Mixer's (blocks, 1) token-mixing distances are read per block: it has no heads."""
     layers = dist.shape[0]
+    if dist.shape[1] == 1:
+        span = (f"between {float(dist.min()):.0f} and {float(dist.max()):.0f} px (mixing everything evenly: "
+                f"{uniform:.0f} px)")
+        near = [i + 1 for i in range(layers) if dist[i, 0] < local * uniform]
+        if not near:
+            return (f"Here every block's token mixing reaches {span}: no block has become local (under "
+                    f"{int(local * 100)}% of that): an output patch draws on patches about as far away as an even "
+                    "mix of the whole image would, in the first block as in the last.")
+        return (f"Here the blocks' token mixing reaches {span}; {len(near)} of {layers} blocks mix nearer than "
+                f"{int(local * 100)}% of that (local mixing): block{'s' if len(near) > 1 else ''} "
+                f"{', '.join(map(str, near))}.")
     near = [(i + 1, h + 1) for i in range(layers) for h in range(dist.shape[1]) if dist[i, h] < local * uniform]
     span = f"between {float(dist.min()):.0f} and {float(dist.max()):.0f} px (attending everywhere: {uniform:.0f} px)"
     if not near:

@@ -168,3 +168,4 @@ for arch in mixers:
     st.caption("The same distance measure on each block's token-mixing weights |W2·W1| (rows normalised, GELU left "
                "out): how far, on average, the patches an output token draws on lie from it. "
                f"{get_spec(arch).title} mixes with fixed weights, the same for every image.")
+    st.markdown(attention.distance_reading(f["distance"], meta["uniform_distance"]))

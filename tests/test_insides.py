@@ -387,6 +387,11 @@ def test_attention_readings_say_what_the_figures_show():
     flat[0, 1] = 20.0
     said = attention.distance_reading(flat, uniform)
     assert "1 of 36 heads" in said and "block 1" in said
+    mixer = torch.full((8, 1), 63.0)          # a Mixer: one token-mixing distance per block, no heads
+    assert "no block has become local" in attention.distance_reading(mixer, uniform)
+    mixer[6, 0] = 30.0
+    said = attention.distance_reading(mixer, uniform)
+    assert "1 of 8 blocks" in said and said.endswith("block 7.") and "head" not in said
     # a position embedding that is its grid coordinates: every patch's nearest is a neighbour
     ys, xs = torch.meshgrid(torch.arange(8.0), torch.arange(8.0), indexing="ij")
     pe = torch.stack([ys.flatten(), xs.flatten()], -1)
