@@ -50,3 +50,30 @@ def arch_cost(name: str, preset: str = "explorer", num_classes: int = 10) -> dic
     with torch.device("meta"):
         m = create(name, preset, num_classes=num_classes)
     return {"params": count_params(m), "gmacs": round(gmacs(m), 4), "input_size": m.input_size}
+
+
+@functools.lru_cache(maxsize=None)
+def gmacs_at(name: str, size: int, preset: str = "explorer", num_classes: int = 10) -> float:
+    """GMACs of one forward pass of a registered architecture at `size` px (meta device)."""
+    from .registry import create
+    with torch.device("meta"):
+        m = create(name, preset, num_classes=num_classes)
+    return gmacs(m, size)
+
+
+def training_compute(name: str, sizes: list[int], images: int, preset: str = "explorer",
+                     teacher: str | None = None, teacher_size: int | None = None) -> dict:
+    """The compute a training run spent, counted as the papers' scaling studies do: per epoch,
+    images x 3 x forward FLOPs at that epoch's crop size (a backward pass costs about two
+    forwards), plus one forward pass of the teacher per image when distilling. Evaluation
+    passes are not counted. `sizes` holds one crop size per epoch."""
+    per_size = {s: 2e9 * gmacs_at(name, s, preset) for s in set(sizes)}  # FLOPs = 2 x MACs
+    flops = sum(3 * images * per_size[s] for s in sizes)
+    out = {"flops": flops, "epochs": len(sizes), "images_per_epoch": images,
+           "rule": "epochs x images x 3 x forward FLOPs at each epoch's size"}
+    if teacher:
+        t_flops = len(sizes) * images * 2e9 * gmacs_at(teacher, teacher_size or arch_cost(teacher)["input_size"])
+        out.update(flops=flops + t_flops, teacher_flops=t_flops,
+                   rule=out["rule"] + ", plus one teacher forward pass per image")
+    out["pflops"] = round(out["flops"] / 1e15, 3)
+    return out

@@ -74,7 +74,8 @@ class Config:
     lr: float = 0.2
     momentum: float = 0.9
     weight_decay: float = 5e-4      # never applied to norms, biases, tokens and embeddings
-    warmup_epochs: float = 2.0      # linear warm-up, then cosine decay to zero
+    warmup_epochs: float = 2.0      # linear warm-up, then decay to zero at the last step
+    schedule: str = "cosine"        # the decay after warm-up: cosine | linear (Li, Yumer & Ramanan 2020)
     grad_clip: float = 0.0
     # regularisation
     label_smoothing: float = 0.1
@@ -89,8 +90,11 @@ class Config:
     distill_alpha: float = 0.5      # with --teacher: weight of the teacher's top-1 label in the loss
     teacher_dir: str = ""           # where the teacher's checkpoint is (default: the repo's checkpoints/)
     stem_init_std: float = 0.0      # >0: draw the first layer's weights from N(0, std), as AlexNet and ZFNet did (0.01)
+    protocol: str = ""              # a named training protocol (PROTOCOLS): its fields over the recipe's
     # data
-    image_size: int = 0             # 0 = the preset's input size
+    image_size: int = 0             # 0 = the preset's input size (what the card scores)
+    sizes: str = ""                 # progressive resizing: "96,112,128" trains the epochs in equal consecutive
+                                    # parts at these crop sizes; the last must be the image size
     limit_per_class: int = 0        # tiny runs: first n train images of each class
     val_limit_per_class: int = 0
     holdout: float = 0.0            # fraction of each train class held out and scored instead of val
@@ -121,6 +125,7 @@ class Config:
 RUN_FIELDS = ("data", "out", "export", "resume", "progress", "log_every", "stop_after_epochs",
               "time_budget_s", "evaluate", "threads_file", "teacher_dir", "deadline", "min_epochs", "storage")
 AUGMENTS = ("none", "trivial")
+SCHEDULES = ("cosine", "linear")
 SNAPSHOT_EPOCHS = (0, 1, 2, 5, 10, 20, 40)  # plus the last: when the first-layer kernels are saved
 
 # Per-architecture recipe defaults; the command line overrides any field. Held-out sweeps on an
@@ -150,6 +155,47 @@ RECIPES: dict[str, dict] = {
     "mlp_mixer": _TRANSFORMER,
 }
 
+# Protocols: one way of training for many networks, so that the zoo's differences are the
+# architectures' (issue 26, docs/sweeps.md). A protocol's fields override the recipe's; the
+# command line overrides both. The short CNN protocol follows what the budgeted-training
+# literature found to matter when the step count is fixed and small: warm-up, then a linear
+# decay to zero at the last step (Li, Yumer & Ramanan, ICLR 2020), label smoothing, an EMA of
+# the weights and their batch-norm statistics as what ships, no weight decay on norms and
+# biases (param_groups), progressive resizing (96 -> 128 px; the card scores 128 px centre
+# crops). Networks without batch norm keep AdamW (plain SGD at this learning rate diverges in
+# the first epoch for them: docs/sweeps.md), everything else is shared.
+PROTOCOLS: dict[str, dict] = {
+    "short-cnn": dict(optimizer="sgd", lr=0.1, momentum=0.9, weight_decay=5e-4, batch_size=64,
+                      warmup_epochs=1.0, schedule="linear", label_smoothing=0.1, ema=0.998,
+                      image_size=128, sizes="96,112,128", crop_scale_min=0.35, augment="none", erase=0.0,
+                      mixup=0.0, cutmix=0.0, zero_init_residual=False, fused_optimizer=False, epochs=16),
+}
+NO_BATCHNORM = ("lenet5", "alexnet", "zfnet", "nin")  # the protocol's AdamW branch
+_PROTOCOL_NOBN = dict(optimizer="adamw", lr=1e-3, weight_decay=0.05)
+
+
+def protocol_fields(name: str, arch: str) -> dict:
+    """The fields protocol `name` sets for `arch` (empty for no protocol)."""
+    if not name:
+        return {}
+    if name not in PROTOCOLS:
+        raise SystemExit(f"unknown --protocol {name!r}; choose from {', '.join(PROTOCOLS)}")
+    fields = dict(PROTOCOLS[name], protocol=name)
+    if name == "short-cnn" and arch in NO_BATCHNORM:
+        fields.update(_PROTOCOL_NOBN)
+    return fields
+
+
+def epoch_sizes(cfg: "Config", size: int) -> list[int]:
+    """The crop size of every epoch: `cfg.sizes` split over the epochs in equal consecutive parts
+    (the first parts one epoch longer when they do not divide), else `size` throughout."""
+    if not cfg.sizes:
+        return [size] * cfg.epochs
+    steps = [int(s) for s in cfg.sizes.split(",")]
+    n, k = cfg.epochs, len(steps)
+    return [steps[min(k - 1, j)] for j, part in enumerate([n // k + (i < n % k) for i in range(k)])
+            for _ in range(part)]
+
 
 def parse_config(argv=None) -> Config:
     fields = {f.name: f for f in dataclasses.fields(Config)}
@@ -165,7 +211,7 @@ def parse_config(argv=None) -> Config:
     arch = cli.get("arch", Config.arch)
     if arch not in RECIPES:
         p.error(f"unknown --arch {arch!r}; choose from {', '.join(RECIPES)}")
-    return Config(**{**RECIPES[arch], **cli})
+    return Config(**{**RECIPES[arch], **protocol_fields(cli.get("protocol", ""), arch), **cli})
 
 
 def _bool(s: str) -> bool:
@@ -180,6 +226,17 @@ def check_config(cfg: Config) -> None:
     """Refuse settings that would otherwise be silently ignored or fail an hour in."""
     if cfg.augment not in AUGMENTS:
         raise SystemExit(f"unknown --augment {cfg.augment!r}: {' or '.join(AUGMENTS)}")
+    if cfg.schedule not in SCHEDULES:
+        raise SystemExit(f"unknown --schedule {cfg.schedule!r}: {' or '.join(SCHEDULES)}")
+    if cfg.sizes:
+        try:
+            sizes = [int(x) for x in cfg.sizes.split(",")]
+        except ValueError:
+            raise SystemExit(f"--sizes is a comma list of crop sizes, got {cfg.sizes!r}") from None
+        if not sizes or min(sizes) < 16 or sizes[-1] != (cfg.image_size or sizes[-1]):
+            raise SystemExit(f"--sizes {cfg.sizes!r} must end at the image size ({cfg.image_size})")
+        if cfg.arch in ("vit", "mlp_mixer") and len(set(sizes)) > 1:
+            raise SystemExit(f"--sizes: {cfg.arch} has a fixed token grid; train it at one size")
     if not 0 <= cfg.holdout < 1:
         raise SystemExit(f"--holdout must be in [0, 1), got {cfg.holdout}")
     if not 0 <= cfg.erase <= 1:
@@ -253,21 +310,24 @@ def stem_weights(model) -> torch.Tensor:
 
 
 class Schedule:
-    """Linear warm-up, then cosine decay to zero at `total` steps. `total` may be refitted
-    while still warming up (--deadline), and the curve stays continuous."""
+    """Linear warm-up, then cosine or linear decay to zero at `total` steps: the factor is
+    exactly 0 from step `total` on. `total` may be refitted while still warming up
+    (--deadline), and the curve stays continuous."""
 
-    def __init__(self, warmup_steps: int, total_steps: int):
-        self.warmup, self.total = max(1, warmup_steps), total_steps
+    def __init__(self, warmup_steps: int, total_steps: int, kind: str = "cosine"):
+        self.warmup, self.total, self.kind = max(1, warmup_steps), total_steps, kind
 
     def __call__(self, step: int) -> float:
         if step < self.warmup:
             return (step + 1) / self.warmup
-        t = (step - self.warmup) / max(1, self.total - self.warmup)
-        return 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
+        t = min(1.0, (step - self.warmup) / max(1, self.total - self.warmup))
+        if self.kind == "linear":
+            return 1.0 - t
+        return 0.5 * (1 + math.cos(math.pi * t))
 
 
-def lr_lambda(warmup_steps: int, total_steps: int) -> Schedule:
-    return Schedule(warmup_steps, total_steps)
+def lr_lambda(warmup_steps: int, total_steps: int, kind: str = "cosine") -> Schedule:
+    return Schedule(warmup_steps, total_steps, kind)
 
 
 def fit_epochs(cfg: Config, epoch_s: float, now: float, export_s: float) -> int:
@@ -325,8 +385,9 @@ def write_metrics(rows: list[dict], path: Path) -> None:
     if not rows:
         return
     tmp = path.with_suffix(".tmp")
+    fields = list(dict.fromkeys(k for r in rows for k in r))  # a resumed older run may lack new columns
     with open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w = csv.DictWriter(f, fieldnames=fields, restval="")
         w.writeheader()
         w.writerows(rows)
     os.replace(tmp, path)
@@ -432,14 +493,17 @@ def build_optimizer(model, cfg: Config, device: torch.device):
 
 
 @torch.no_grad()
-def evaluate_tensors(model, x_u8, y, size, in_chans, device, batch=500, amp=False):
-    """(correct top-1, correct top-5, count) over uint8 eval squares, centre-cropped to `size`."""
+def evaluate_tensors(model, x_u8, y, size, in_chans, device, batch=500, amp=False, flip=False):
+    """(correct top-1, correct top-5, count) over uint8 eval squares, centre-cropped to `size`;
+    with `flip`, of the mean softmax of each image and its mirror (reported apart, never instead)."""
     model.eval()
     c1 = c5 = torch.zeros((), device=device, dtype=torch.long)
     for i, xb in data.eval_batches(x_u8, size, in_chans, batch, device):
         yb = y[i:i + batch].to(device, non_blocking=True)
         with torch.autocast(device.type, torch.bfloat16, enabled=amp):
-            logits = model(xb)
+            logits = model(xb).float().softmax(-1)
+            if flip:
+                logits = logits + model(xb.flip(-1)).float().softmax(-1)
         top5 = logits.float().topk(min(5, logits.shape[-1]), -1).indices
         c1 = c1 + (top5[:, 0] == yb).sum()
         c5 = c5 + (top5 == yb[:, None]).any(-1).sum()
@@ -525,7 +589,7 @@ def main(cfg: Config) -> dict:
     torch.manual_seed(cfg.seed + rank)  # but each rank draws its own augmentations
     total_steps = cfg.epochs * steps_per_epoch
     sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lr_lambda(int(cfg.warmup_epochs * steps_per_epoch), total_steps))
+        opt, lr_lambda(int(cfg.warmup_epochs * steps_per_epoch), total_steps, cfg.schedule))
     ema = None
     if cfg.ema > 0:
         ema = torch.optim.swa_utils.AveragedModel(
@@ -560,7 +624,8 @@ def main(cfg: Config) -> dict:
             recipe_epochs, epoch_s = cfg.epochs, float(rows[-1]["epoch_time_s"])
             more = int(max(0.0, cfg.deadline - time.time() - (epoch_s / 4 + 60)) // max(epoch_s, 1e-6))
             cfg.epochs = min(recipe_epochs, start_epoch + max(1, more))
-            sched.lr_lambdas[0] = Schedule(int(cfg.warmup_epochs * steps_per_epoch), cfg.epochs * steps_per_epoch)
+            sched.lr_lambdas[0] = Schedule(int(cfg.warmup_epochs * steps_per_epoch), cfg.epochs * steps_per_epoch,
+                                          cfg.schedule)
             fitted = {"recipe_epochs": recipe_epochs, "epochs": cfg.epochs, "refit_after_epoch": start_epoch,
                       "epoch_s": round(epoch_s, 2),
                       "deadline": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(cfg.deadline))}
@@ -602,11 +667,12 @@ def main(cfg: Config) -> dict:
         order = order.view(steps_per_epoch, cfg.batch_size)[:, rank * per_rank:(rank + 1) * per_rank].to(device)
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), device=device)
+        train_size = epoch_sizes(cfg, size)[epoch]  # progressive resizing (--sizes), else `size`
         bar = _progress(cfg, master, steps_per_epoch, epoch)
         for step in range(steps_per_epoch):
             if cfg.threads_file and device.type == "cpu" and step % cfg.log_every == 0:
                 follow_threads_file(cfg.threads_file)
-            xb, ya, yb2, lam = make_batch(train_x, train_y, order[step], size, preset.in_chans, cfg)
+            xb, ya, yb2, lam = make_batch(train_x, train_y, order[step], train_size, preset.in_chans, cfg)
             loss, logits = train_step(step_fn, model, opt, xb, ya, yb2, lam, cfg, amp, teacher)
             sched.step()
             if ema is not None:
@@ -627,6 +693,11 @@ def main(cfg: Config) -> dict:
 
         t_eval = time.time()
         c1, c5, n = evaluate_tensors(eval_model, eval_x, eval_y, size, preset.in_chans, device, amp=amp)
+        raw = None
+        if ema is not None and split == "holdout":  # tuning: what the EMA adds over the raw weights
+            raw = evaluate_tensors(model, eval_x, eval_y, size, preset.in_chans, device, amp=amp)[0].float()
+            if world > 1:
+                dist.all_reduce(raw)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         t_eval = time.time() - t_eval
@@ -639,7 +710,8 @@ def main(cfg: Config) -> dict:
         epochs_this_run += 1
         row = {"epoch": epoch + 1, "train_loss": round(tl, 4), "train_acc": round(ta, 4),
                f"{split}_top1": round(100 * c1 / n, 2), f"{split}_top5": round(100 * c5 / n, 2),
-               "lr": f"{sched.get_last_lr()[0]:.6g}", "img_s": round(n_train / train_time, 1),
+               **({f"{split}_top1_raw": round(100 * float(raw) / n, 2)} if raw is not None else {}),
+               "size": train_size, "lr": f"{sched.get_last_lr()[0]:.6g}", "img_s": round(n_train / train_time, 1),
                "epoch_time_s": round(time.time() - t0, 2),
                "wall_time_s": round(wall_before + time.time() - t_start, 1)}
         rows.append(row)
@@ -684,15 +756,32 @@ def main(cfg: Config) -> dict:
             break
 
     result = {"rows": rows, "finished": bool(rows) and rows[-1]["epoch"] == cfg.epochs}
+    flip_top1 = None
+    if result["finished"] and split == "holdout":  # flip TTA, reported beside the single crop
+        fc1, _, fn = evaluate_tensors(eval_model, eval_x, eval_y, size, preset.in_chans, device, amp=amp, flip=True)
+        fstats = torch.stack([fc1.float(), fn.float()])
+        if world > 1:
+            dist.all_reduce(fstats)
+        flip_top1 = round(100 * float(fstats[0]) / float(fstats[1]), 2)
+        if master:
+            print(f"{split}_top1_flip={flip_top1} (single crop {rows[-1][f'{split}_top1']})", flush=True)
+    sizes_run = [int(r.get("size") or size) for r in rows]
+    compute = models.cost.training_compute(cfg.arch, sizes_run, n_train, cfg.preset,
+                                           teacher=cfg.teacher or None,
+                                           teacher_size=teacher.input_size if teacher is not None else None)
     if master and result["finished"]:
         if cfg.export:
             result["checkpoint"] = export(cfg, eval_model, rows, root, device, world, commit,
                                           n_train, n_eval, snapshots, precision.describe(device, amp),
-                                          teacher_card, {"fallbacks": fallbacks, "fitted": fitted})
+                                          teacher_card, {"fallbacks": fallbacks, "fitted": fitted,
+                                                         "compute": compute, "flip_top1": flip_top1})
         last = rows[-1]
         (run_dir / "done.json").write_text(json.dumps({
             "arch": cfg.arch, "epochs": last["epoch"], "eval_split": split,
             "top1": last[f"{split}_top1"], "top5": last[f"{split}_top5"], "wall_time_s": last["wall_time_s"],
+            **({"top1_flip": flip_top1} if flip_top1 is not None else {}),
+            **({"top1_raw": last[f"{split}_top1_raw"]} if f"{split}_top1_raw" in last else {}),
+            "train_compute": compute,
             "checkpoint": str(result.get("checkpoint", "")), "recipe": recipe(cfg), "fitted": fitted,
             "finished_at": time.strftime("%Y-%m-%d %H:%M")}, indent=1) + "\n")
     if world > 1:
@@ -733,7 +822,10 @@ def export(cfg: Config, model, rows, root, device, world, commit: str, n_train: 
         "mean": list(data.MEAN), "std": list(data.STD),
         "preprocess": data.describe_preprocess(model.input_size, model.in_chans),
         "recipe": recipe(cfg),
+        **({"protocol": cfg.protocol} if cfg.protocol else {}),
         "epochs": rows[-1]["epoch"],
+        "train_sizes": [int(r.get("size") or model.input_size) for r in rows],
+        **({"train_compute": run_facts["compute"]} if run_facts.get("compute") else {}),
         "wall_time_s": rows[-1]["wall_time_s"],
         "train_img_s": max(r["img_s"] for r in rows),
         "hardware": hardware(device, world),
@@ -754,6 +846,7 @@ def export(cfg: Config, model, rows, root, device, world, commit: str, n_train: 
         card["holdout"] = {
             "fraction": cfg.holdout, "seed": cfg.holdout_seed, "images": n_eval,
             "top1": rows[-1]["holdout_top1"], "top5": rows[-1]["holdout_top5"],
+            **({"top1_flip": run_facts["flip_top1"]} if run_facts.get("flip_top1") is not None else {}),
             "note": "trained on train minus this held-out slice, which was scored every epoch instead of "
                     "val; val was not read: its metrics come from scripts/evaluate.py",
         }
@@ -787,8 +880,9 @@ def command(cfg: Config, fitted: dict | None = None) -> str:
 
 def _cli_diff(cfg: Config) -> dict:
     """The fields that differ from Config's defaults: the shortest command reproducing the run."""
-    base = Config(**RECIPES[cfg.arch], arch=cfg.arch)
-    return {"arch": cfg.arch, **{k: v for k, v in recipe(cfg).items() if k != "arch" and getattr(base, k) != v}}
+    base = Config(**{**RECIPES[cfg.arch], **protocol_fields(cfg.protocol, cfg.arch)}, arch=cfg.arch)
+    return {"arch": cfg.arch, **({"protocol": cfg.protocol} if cfg.protocol else {}),
+            **{k: v for k, v in recipe(cfg).items() if k not in ("arch", "protocol") and getattr(base, k) != v}}
 
 
 if __name__ == "__main__":

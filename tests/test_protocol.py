@@ -1,0 +1,149 @@
+"""The shared training protocol (issue 26): the schedule ends at zero at the fixed last step,
+also after a resume; what ships is the EMA with its batch-norm statistics; norm and bias
+parameters get no weight decay; progressive sizes per epoch as declared; the card's compute."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+import models
+import models.cost
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "scripts"))
+import train  # noqa: E402
+
+from test_train import TINY, _rows  # noqa: E402
+
+
+@pytest.mark.parametrize("kind", ["linear", "cosine"])
+@pytest.mark.parametrize("warmup,total", [(10, 100), (1, 7), (30, 31)])
+def test_schedule_reaches_zero_exactly_at_the_last_step(kind, warmup, total):
+    s = train.Schedule(warmup, total, kind)
+    factors = [s(i) for i in range(total + 3)]
+    assert factors[total] == 0.0 and factors[total + 2] == 0.0
+    assert all(f > 0 for f in factors[:total])
+    assert max(factors) == pytest.approx(1.0)
+    decay = factors[warmup:total + 1]
+    assert all(b <= a for a, b in zip(decay, decay[1:])), "the decay rises somewhere"
+
+
+def test_linear_schedule_is_linear_after_warmup():
+    s = train.Schedule(10, 110, "linear")
+    assert [s(i) for i in (10, 35, 60, 85, 110)] == pytest.approx([1.0, 0.75, 0.5, 0.25, 0.0])
+    assert s(4) == pytest.approx(0.5)  # warm-up: (step + 1) / warmup
+
+
+@pytest.mark.parametrize("epochs,sizes,want", [
+    (16, "96,112,128", [96] * 6 + [112] * 5 + [128] * 5),
+    (3, "96,112,128", [96, 112, 128]),
+    (10, "96,128", [96] * 5 + [128] * 5),
+    (7, "128", [128] * 7),
+    (5, "", [64] * 5),
+])
+def test_progressive_sizes_per_epoch_as_declared(epochs, sizes, want):
+    cfg = train.Config(arch="resnet18", epochs=epochs, sizes=sizes, image_size=128)
+    assert train.epoch_sizes(cfg, 64 if not sizes else 128) == want
+
+
+def test_protocol_fields_apply_under_the_command_line():
+    cfg = train.parse_config(["--arch", "resnet18", "--protocol", "short-cnn", "--epochs", "9"])
+    assert (cfg.protocol, cfg.schedule, cfg.sizes, cfg.epochs, cfg.optimizer) == ("short-cnn", "linear",
+                                                                                   "96,112,128", 9, "sgd")
+    assert cfg.ema > 0 and cfg.augment == "none"
+    nobn = train.parse_config(["--arch", "alexnet", "--protocol", "short-cnn"])
+    assert nobn.optimizer == "adamw" and nobn.schedule == "linear" and nobn.sizes == "96,112,128"
+    assert "--protocol short-cnn --epochs 9" in train.command(cfg)
+    with pytest.raises(SystemExit):
+        train.parse_config(["--arch", "resnet18", "--protocol", "no-such"])
+
+
+@pytest.mark.parametrize("bad", [["--sizes", "96,112"], ["--sizes", "a,b"], ["--schedule", "step"]])
+def test_bad_protocol_settings_are_refused(bad):
+    cfg = train.parse_config(["--arch", "resnet18", "--image_size", "128", *bad])
+    with pytest.raises(SystemExit):
+        train.check_config(cfg)
+
+
+def test_norm_and_bias_parameters_get_no_weight_decay():
+    for arch in ("resnet18", "densenet121", "vit", "alexnet"):
+        model = models.create(arch, "explorer", num_classes=10)
+        decay, no_decay = train.param_groups(model, 5e-4)
+        assert decay["weight_decay"] == 5e-4 and no_decay["weight_decay"] == 0.0
+        names = {id(p): n for n, p in model.named_parameters()}
+        for p in no_decay["params"]:
+            assert p.ndim <= 1 or any(k in names[id(p)] for k in ("token", "pos_embed", "embed")), names[id(p)]
+        for p in decay["params"]:
+            assert p.ndim > 1, names[id(p)]
+        norms = [m for m in model.modules() if isinstance(m, (torch.nn.BatchNorm2d, torch.nn.LayerNorm))]
+        in_no_decay = {id(p) for p in no_decay["params"]}
+        assert all(id(m.weight) in in_no_decay and id(m.bias) in in_no_decay for m in norms if m.weight is not None)
+
+
+def test_training_compute_counts_each_epoch_at_its_size():
+    g96, g128 = models.cost.gmacs_at("resnet18", 96), models.cost.gmacs_at("resnet18", 128)
+    assert g128 > g96 * 1.6  # compute grows with the pixel count
+    c = models.cost.training_compute("resnet18", [96, 96, 128], 1000)
+    assert c["flops"] == pytest.approx(3 * 1000 * 2e9 * (2 * g96 + g128))
+    d = models.cost.training_compute("vit", [128], 1000, teacher="resnet18", teacher_size=128)
+    assert d["teacher_flops"] == pytest.approx(1000 * 2e9 * g128)
+
+
+def _protocol_cmd(tiny_data, out, export, *extra):
+    return [sys.executable, str(REPO / "scripts" / "train.py"), "--arch", "bn_convnet", "--data", str(tiny_data),
+            "--protocol", "short-cnn", "--epochs", "4", "--out", str(out), "--export", str(export),
+            "--deterministic", "true", *TINY, "--sizes", "48,64", "--image_size", "64", "--ema", "0.9",
+            "--holdout", "0.34", "--evaluate", "false", *extra]
+
+
+def test_protocol_run_resumes_to_zero_ships_the_ema_with_its_bn_statistics(tiny_data, tmp_path):
+    """A protocol run killed after epoch 2 and resumed: the same rows as one uninterrupted run,
+    the learning rate exactly 0 after the last step, sizes per epoch as declared, and the
+    exported weights equal to the EMA's, batch-norm running statistics included."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run(_protocol_cmd(tiny_data, tmp_path / "a", tmp_path / "ck_a"), check=True, env=env,
+                   capture_output=True)
+    straight = _rows(tmp_path / "a" / "bn_convnet-explorer" / "metrics.csv")
+    assert [int(r["size"]) for r in straight] == [48, 48, 64, 64]
+    assert float(straight[-1]["lr"]) == 0.0 and float(straight[-2]["lr"]) > 0
+    assert all(r["holdout_top1_raw"] != "" for r in straight)  # the raw weights scored beside the EMA
+
+    state = tmp_path / "b" / "bn_convnet-explorer" / "state.pt"
+    proc = subprocess.Popen(_protocol_cmd(tiny_data, tmp_path / "b", tmp_path / "ck_b"), env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if state.exists() and torch.load(state, weights_only=True)["epoch"] >= 2:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before it could be killed; make it longer"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    subprocess.run(_protocol_cmd(tiny_data, tmp_path / "b", tmp_path / "ck_b", "--resume", "true"), check=True,
+                   env=env, capture_output=True)
+    resumed = _rows(tmp_path / "b" / "bn_convnet-explorer" / "metrics.csv")
+    keys = ("epoch", "train_loss", "holdout_top1", "holdout_top1_raw", "size", "lr")
+    assert [{k: r[k] for k in keys} for r in resumed] == [{k: r[k] for k in keys} for r in straight]
+
+    st = torch.load(state, weights_only=True)
+    ema = {k.removeprefix("module."): v for k, v in st["ema"].items() if k.startswith("module.")}
+    raw = st["model"]
+    bn_means = [k for k in raw if k.endswith("running_mean")]
+    assert bn_means and any(not torch.equal(ema[k], raw[k]) for k in bn_means), "EMA statistics not tracked"
+    model, card = models.load("bn_convnet", tmp_path / "ck_b")
+    shipped = model.state_dict()
+    for k in bn_means + [k for k in raw if k.endswith(".weight")][:3]:
+        assert torch.allclose(shipped[k].float(), ema[k].float(), atol=2e-3 * (1 + ema[k].abs().max())), k
+        if not torch.equal(ema[k], raw[k]):
+            assert not torch.allclose(shipped[k].float(), raw[k].float(), atol=1e-6), f"{k}: the raw weights shipped"
+    assert card["protocol"] == "short-cnn" and card["train_sizes"] == [48, 48, 64, 64]
+    assert card["train_compute"]["epochs"] == 4 and card["train_compute"]["flops"] > 0
+    assert card["holdout"]["top1_flip"] is not None
+    assert "--protocol short-cnn" in card["command"]
