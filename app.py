@@ -28,7 +28,7 @@ for i in range(0, len(links), 3):
         col.page_link(f, label=label, icon=ic)
 
 st.header("Timeline")
-linked = ui.deep_link()
+linked = ui.deep_link([r["name"] for r in rows])
 for r in rows:
     with st.container(border=True):
         st.subheader(f"{r['year']} · {r['title']}", anchor=r["name"])

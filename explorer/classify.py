@@ -18,6 +18,7 @@ import torch
 from PIL import Image
 
 from explorer import robustness, zoo
+from explorer.text import csv_cell
 from models import data, precision
 
 
@@ -122,11 +123,13 @@ def to_rows(image_name: str, results: list[Result], latency_ms: dict[str, float]
 
 
 def to_csv(rows: list[dict]) -> str:
+    """The rows as CSV; a cell a spreadsheet would read as a formula (a file named `=1+1.png`)
+    is written with a leading `'` (explorer.text.csv_cell). The JSON keeps names verbatim."""
     buf = io.StringIO()
     if rows:
         w = csv.DictWriter(buf, fieldnames=list(rows[0]))
         w.writeheader()
-        w.writerows(rows)
+        w.writerows({k: csv_cell(v) for k, v in r.items()} for r in rows)
     return buf.getvalue()
 
 

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from explorer.text import plain
+
 MAX_PIXELS = 40_000_000        # Pillow refuses anything larger before decoding it
 MAX_MB = 20
 MAX_BYTES = MAX_MB * 1_000_000  # decimal MB, as the uploader shows sizes; the browser's own cap is
@@ -72,6 +74,11 @@ class LoadedImage:
     image: Image.Image                  # RGB, EXIF-rotated
     notes: list[str] = field(default_factory=list)  # what was done to it, for the user
     digest: str = ""                    # sha1 of the uploaded bytes: a cache key for results
+
+    @property
+    def label(self) -> str:
+        """The name, escaped for any element that renders Markdown (explorer.text.plain)."""
+        return plain(self.name)
 
 
 def load_image(raw: bytes, name: str = "image") -> LoadedImage:

@@ -8,14 +8,14 @@ from __future__ import annotations
 import copy
 import functools
 import os
-import re
 import threading
 
 import numpy as np
 import streamlit as st
 from PIL import Image
 
-from explorer import zoo
+import models
+from explorer import text, zoo
 from explorer.images import ACCEPTED, LIMIT, ImageError, LoadedImage, load_image
 
 DEFAULT_SAMPLE = "golf_ball-1.jpg"
@@ -265,8 +265,20 @@ def title_of(loaded: dict, arch: str) -> str:
     return loaded[arch][1].get("title", arch) if arch in loaded else arch
 
 
-def deep_link() -> str | None:
-    return st.query_params.get("arch")
+def deep_link(options=None) -> str | None:
+    """The ?arch= of the address. Given the models a page can show, a link to none of them is
+    said in one sentence (the name escaped) and dropped, so the page's own default is shown."""
+    link = st.query_params.get("arch")
+    if link is None or options is None or link in options:
+        return link
+    spec = next((s for s in models.list_architectures() if s.name == link), None)
+    if spec is not None:
+        st.caption(f":material/link_off: The link asks for {spec.title}, which this page cannot show (no "
+                   "checkpoint it can use); it shows its default instead.")
+    else:
+        st.caption(f":material/link_off: The link asks for a model called “{plain(link)}”, and the zoo has no "
+                   "architecture of that name; the page shows its default instead.")
+    return None
 
 
 def pick_models(loaded: dict, key: str, label: str = "Models", default: list[str] | None = None,
@@ -276,7 +288,7 @@ def pick_models(loaded: dict, key: str, label: str = "Models", default: list[str
     if not options:
         return []
     chosen = list(default if default is not None else options)
-    link = deep_link()
+    link = deep_link(loaded)
     if link in options:
         chosen = [link] + [a for a in chosen if a != link]
     if max_selections:
@@ -291,7 +303,7 @@ def pick_one_model(loaded: dict, key: str, label: str = "Model", prefer=None, an
     options = list(loaded)
     if not options:
         return None
-    link = deep_link()
+    link = deep_link(loaded)
     index = options.index(link) if link in options else (options.index(prefer) if prefer in options else 0)
     arch = st.selectbox(label, options, index=index, key=key, format_func=lambda a: title_of(loaded, a))
     if arch != link:
@@ -308,12 +320,7 @@ def anatomy(arch: str, title: str) -> None:
 
 # --- images ----------------------------------------------------------------------------
 
-def plain(text: str) -> str:
-    """Text that names a user's file, escaped for st.markdown / st.error / st.info: a file called
-    `*big* [x](y) :red[z] $a$.jpg` is shown as that, not as Markdown, a link, a colour or maths."""
-    text = re.sub(r"([\\`*_\[\]<>$:~|])", r"\\\1", text)
-    text = re.sub(r"^(\s*)([#+-])", r"\1\\\2", text)              # no heading or list at the start
-    return re.sub(r"^(\s*\d+)([.)])", r"\1\\\2", text)
+plain = text.plain   # every user-controlled string goes through it (explorer/text.py)
 
 
 def image_inputs(key: str, multiple: bool = True, default: list[str] | None = None) -> list[LoadedImage]:

@@ -79,9 +79,9 @@ for item in images:
     with left:
         if corruption:
             x = next(iter(inputs.values()))
-            ui.image(tensor_preview(x), f"{item.name}, {robustness.describe(corruption, sev)}")
+            ui.image(tensor_preview(x), f"{item.label}, {robustness.describe(corruption, sev)}")
         else:
-            ui.image(item.image, item.name)
+            ui.image(item.image, item.label)
         ui.show_notes(item)
     with right:
         agr = agreement(results)

@@ -18,7 +18,7 @@ ui.page("Compare", "Which model is better, and at what cost? Accuracy is Imagene
 
 loaded, missing = ui.zoo_or_stop("there is nothing to compare")
 ui.zoo_note(loaded, missing)
-link = ui.deep_link()
+link = ui.deep_link(loaded)
 titles = {s.name: s.title for s in models.list_architectures()}
 years = {s.name: s.year for s in models.list_architectures()}
 LABELS = {"params_M": "parameters (millions)", "gmacs": "GMACs per image", "latency_ms": "CPU latency (ms)",

@@ -99,7 +99,7 @@ if images:
         acts = first_layer_activations(model, x)
     left, right = st.columns([1, 3])
     with left:
-        ui.image(tensor_preview(x), f"{item.name}, as {title} sees it")
+        ui.image(tensor_preview(x), f"{item.label}, as {title} sees it")
         ui.show_notes(item)
     with right:
         n = min(64, acts.shape[1])

@@ -92,7 +92,7 @@ pdist, pidx = retrieval.neighbours(retrieval.query_pixels(item.image, gal.thumbs
 
 left, right = st.columns([1, 3])
 with left:
-    ui.image(item.image, f"query: {item.name}")
+    ui.image(item.image, f"query: {item.label}")
     ui.show_notes(item)
 with right:
     st.markdown(f"Nearest {k} of the {n_gal:,} gallery images, by **{card.get('title', arch)}**'s "

@@ -45,7 +45,7 @@ if images:
         frames.append(pd.DataFrame(se.gate_rows(gates)).assign(image=item.name))
     cols = st.columns(len(images))
     for col, item in zip(cols, images):
-        ui.image(item.image, item.name, target=col, max_width=160)   # a 64 px GIF is not blown up to 160
+        ui.image(item.image, item.label, target=col, max_width=160)   # a 64 px GIF is not blown up to 160
         ui.show_notes(item, col)
     for name, part in pd.concat(frames).groupby("image", sort=False):
         st.markdown(f"**{ui.plain(name)}**: each row one block, each column one channel")
@@ -57,7 +57,7 @@ if images:
     if len(images) == 2:
         a, b = (f.set_index(["block", "channel"])["gate"] for f in frames)
         diff = (a - b).reset_index()
-        st.markdown(f"**{ui.plain(images[0].name)} minus {ui.plain(images[1].name)}**")
+        st.markdown(f"**{images[0].label} minus {images[1].label}**")
         ui.chart(alt.Chart(diff).mark_rect().encode(
             x=alt.X("channel:O", axis=None), y=alt.Y("block:O", title="SE block"),
             color=alt.Color("gate:Q", scale=alt.Scale(scheme="redblue", domainMid=0, reverse=True),

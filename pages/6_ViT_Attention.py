@@ -95,7 +95,7 @@ if vits:
 
         att, maps = looked_at(item.digest, arch, target, x)
         c1, c2, c3 = st.columns(3)
-        ui.image(base, f"{item.name}, the {size[0]} px input", c1)
+        ui.image(base, f"{item.label}, the {size[0]} px input", c1)
         ui.image(overlay(base, up(maps["rollout"][0]), signed=False), "attention rollout", c2)
         ui.image(overlay(base, up(maps["grad_rollout"][0]), signed=False), f"gradient rollout for {names[target]}", c3)
         ui.show_notes(item)

@@ -105,7 +105,7 @@ for i, arch in enumerate(chosen):
         results[arch]["maps"][method] = torch.from_numpy(attribution(item.digest, arch, method, target, x))
 bar.empty()
 
-st.markdown(f"Explaining **{ui.plain(item.name)}**: each model's view of it, then each method's map.")
+st.markdown(f"Explaining **{item.label}**: each model's view of it, then each method's map.")
 ui.show_notes(item)
 cols = st.columns(len(chosen))
 for col, arch in zip(cols, chosen):

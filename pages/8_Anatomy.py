@@ -30,7 +30,7 @@ def graph(arch: str, path: str, preset: str) -> str:
     return anatomy.block_graph(arch, path, preset)
 
 
-link = ui.deep_link()
+link = ui.deep_link(names)
 c1, c2 = st.columns([2, 3])
 with c1:
     arch = st.selectbox("Architecture", names, index=names.index(link) if link in names else names.index("alexnet"),

@@ -548,3 +548,91 @@ def test_attributions_of_an_upload_show_gradcam_at_once_and_the_rest_on_a_click(
         B.screenshot(page, SHOTS / "issue18-Attributions-upload-1280.png", 1280)
     finally:
         page.context.close()
+
+
+# --- issue 27: names are text ------------------------------------------------------------
+
+HOSTILE = ("[click](https://example.com/evil) ![i](https://example.com/p.png) :red[red] $x^2$ ~~s~~ *em* "
+           "**b** `c` :material/home: :smile: <b>h</b> www.example.com a@b.co # h \u202egnp.png")
+FORMULA = "=SUM(1,2)\u200b.png"
+NAME_PAGES = ["Classify", "Filters", "Retrieval", "SE_Excitation", "ViT_Attention", "Attributions"]
+
+
+def made_from_a_name(page) -> list[str]:
+    """Elements in the main area that Markdown, KaTeX or Streamlit's directives made out of a file
+    name: links and images to example.com, emphasis around the name's words, maths, colour,
+    strike-through, code, icons and emoji."""
+    return page.evaluate("""() => {
+        const main = document.querySelector('[data-testid=stMain]'); const out = [];
+        for (const a of main.querySelectorAll('a[href*="example"], img[src*="example"]')) out.push(a.outerHTML.slice(0, 80));
+        for (const e of main.querySelectorAll('em, strong, del, code, b')) {
+            const t = e.textContent.trim();
+            if (['em', 'b', 's', 'c', 'h'].includes(t)) out.push(e.outerHTML.slice(0, 80)); }
+        for (const e of main.querySelectorAll('.katex, [data-testid=stIconMaterial]'))
+            if (e.closest('[data-testid=stImageCaption], [data-testid=stMarkdownContainer]')
+                && /home|x\\^?2/.test(e.textContent)) out.push(e.outerHTML.slice(0, 80));
+        for (const e of main.querySelectorAll('span[style*=color], [class*=colored]'))
+            if (e.textContent.trim() === 'red') out.push(e.outerHTML.slice(0, 80));
+        if (main.innerText.includes('\\u{1F604}')) out.push('emoji from :smile:');
+        return out; }""")
+
+
+@pytest.mark.parametrize("path", NAME_PAGES)
+def test_hostile_file_names_are_shown_as_typed_and_make_nothing(server, chromium, path):
+    """A valid image under a name full of Markdown, Streamlit directives, URLs and a right-to-left
+    override: every page that names the file shows the name as typed (controls as [U+XXXX]) and
+    no element is made from it; the page asks no other host for anything."""
+    png = (REPO / "samples" / "church-1.jpg").read_bytes()
+    page = B.new_page(chromium, 1280)
+    try:
+        B.open_page(page, server, path)
+        page.get_by_text("Your upload", exact=True).click()
+        B.wait_idle(page)
+        page.locator("input[type=file]").first.set_input_files(
+            [{"name": HOSTILE, "mimeType": "image/jpeg", "buffer": png}])
+        page.locator("[data-testid='stFileChip']").first.wait_for()
+        B.wait_idle(page, settle=2.0)
+        text = page.inner_text("[data-testid=stMain]").replace("\u2060", "")
+        check(page, server, f"/{path} with a hostile name")
+        assert HOSTILE.replace("\u202e", "[U+202E]") in text, f"{path}: the name is not shown as typed"
+        assert not made_from_a_name(page), f"{path}: made from the name: {made_from_a_name(page)}"
+        B.screenshot(page, SHOTS / f"issue27-hostile-{path}-1280.png", 1280)
+    finally:
+        page.context.close()
+
+
+def test_classify_csv_neutralises_a_formula_name(server, chromium):
+    png = (REPO / "samples" / "church-1.jpg").read_bytes()
+    page = B.new_page(chromium, 1280)
+    try:
+        B.open_page(page, server, "Classify")
+        page.get_by_text("Your upload", exact=True).click()
+        B.wait_idle(page)
+        page.locator("input[type=file]").first.set_input_files(
+            [{"name": FORMULA, "mimeType": "image/jpeg", "buffer": png}])
+        page.get_by_text(HEADLINE).first.wait_for(timeout=180_000)
+        B.wait_idle(page, settle=1.0)
+        with page.expect_download() as dl:
+            page.get_by_text("Download results (CSV)").click()
+        import csv
+        with open(dl.value.path(), newline="") as f:
+            rows = list(csv.DictReader(f))
+        assert rows and all(r["image"] == "'" + FORMULA for r in rows), rows[:1]
+        assert FORMULA.replace("\u200b", "[U+200B]") in page.inner_text("[data-testid=stMain]").replace("\u2060", "")
+    finally:
+        page.context.close()
+
+
+@pytest.mark.parametrize("path,arch", [("Classify", "<b>nope</b>"), ("Filters", "[x](https://example.com)"),
+                                       ("Anatomy", "resnet1000"), ("", "no_such_net")])
+def test_an_unknown_arch_link_is_said_and_escaped(server, chromium, path, arch):
+    from urllib.parse import quote
+    page = B.new_page(chromium, 1280)
+    try:
+        B.open_page(page, server, f"{path}?arch={quote(arch)}")
+        text = page.inner_text("[data-testid=stMain]").replace("\u2060", "")
+        assert f"The link asks for a model called “{arch}”, and the zoo has no architecture of that name" in text
+        assert not made_from_a_name(page)
+        check(page, server, f"/{path}?arch={arch}")
+    finally:
+        page.context.close()
