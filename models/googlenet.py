@@ -41,7 +41,7 @@ register(ArchSpec(
     key_idea="Inception modules: parallel 1x1, 3x3, 5x5 and pooling branches with 1x1 bottlenecks, "
              "22 layers deep at a fraction of VGG's cost.",
     builds_on="vgg16",
-    changed="Instead of VGG's uniform 3x3 stack, each layer mixes several receptive fields, and 1x1 "
+    changed="Where VGG (the same year) stacks uniform 3x3 convs, each layer mixes several receptive fields, and 1x1 "
             "bottlenecks plus global average pooling (from NiN) keep it to 6.8M parameters (6.6M in "
             "torchvision's build, used here, at 1000 classes).",
     reported=Reported(None, 89.93, "6.8M",
