@@ -173,6 +173,9 @@ PROTOCOLS: dict[str, dict] = {
 }
 NO_BATCHNORM = ("lenet5", "alexnet", "zfnet", "nin")  # the protocol's AdamW branch
 _PROTOCOL_NOBN = dict(optimizer="adamw", lr=1e-3, weight_decay=0.05)
+# classifiers that read a fixed-size map (fc6 of LeNet, AlexNet, ZFNet and VGG; the token grid of
+# the ViT and the Mixer): they train at their one input size, as their papers did
+FIXED_INPUT = ("lenet5", "alexnet", "zfnet", "vgg16", "vit", "mlp_mixer")
 
 
 def protocol_fields(name: str, arch: str) -> dict:
@@ -184,6 +187,9 @@ def protocol_fields(name: str, arch: str) -> dict:
     fields = dict(PROTOCOLS[name], protocol=name)
     if name == "short-cnn" and arch in NO_BATCHNORM:
         fields.update(_PROTOCOL_NOBN)
+    if arch in FIXED_INPUT:
+        fields.pop("sizes", None)
+        fields.pop("image_size", None)
     return fields
 
 
@@ -236,8 +242,9 @@ def check_config(cfg: Config) -> None:
             raise SystemExit(f"--sizes is a comma list of crop sizes, got {cfg.sizes!r}") from None
         if not sizes or min(sizes) < 16 or sizes[-1] != (cfg.image_size or sizes[-1]):
             raise SystemExit(f"--sizes {cfg.sizes!r} must end at the image size ({cfg.image_size})")
-        if cfg.arch in ("vit", "mlp_mixer") and len(set(sizes)) > 1:
-            raise SystemExit(f"--sizes: {cfg.arch} has a fixed token grid; train it at one size")
+        if len(set(sizes)) > 1 and not accepts_sizes(cfg.arch, cfg.preset, sizes):
+            raise SystemExit(f"--sizes: {cfg.arch}'s classifier reads a fixed-size map (or token grid); "
+                             "train it at one size")
     if not 0 <= cfg.holdout < 1:
         raise SystemExit(f"--holdout must be in [0, 1), got {cfg.holdout}")
     if not 0 <= cfg.erase <= 1:
@@ -254,6 +261,18 @@ def check_config(cfg: Config) -> None:
         raise SystemExit(f"--storage is int8 or float16, got {cfg.storage!r}")
     if cfg.deadline and cfg.time_budget_s:
         raise SystemExit("--deadline fits the schedule to a time; --time_budget_s cuts it: pass one")
+
+
+def accepts_sizes(arch: str, preset: str, sizes: list[int]) -> bool:
+    """Whether the network runs at every one of these input sizes (a shapes-only forward pass)."""
+    with torch.device("meta"):
+        m = models.create(arch, preset, num_classes=len(data.CLASSES))
+    try:
+        for s in set(sizes):
+            m(torch.zeros(2, m.in_chans, s, s, device="meta"))
+    except (RuntimeError, ValueError, AssertionError):
+        return False
+    return True
 
 
 def recipe(cfg: Config) -> dict:

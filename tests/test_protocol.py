@@ -59,10 +59,21 @@ def test_protocol_fields_apply_under_the_command_line():
                                                                                    "96,112,128", 9, "sgd")
     assert cfg.ema == 0 and cfg.augment == "none"   # the EMA lost on the held-out slice: dropped
     nobn = train.parse_config(["--arch", "alexnet", "--protocol", "short-cnn"])
-    assert nobn.optimizer == "adamw" and nobn.schedule == "linear" and nobn.sizes == "96,112,128"
+    assert nobn.optimizer == "adamw" and nobn.schedule == "linear" and nobn.sizes == ""   # AlexNet: fixed fc6 input
     assert "--protocol short-cnn --epochs 9" in train.command(cfg)
     with pytest.raises(SystemExit):
         train.parse_config(["--arch", "resnet18", "--protocol", "no-such"])
+    for arch in train.FIXED_INPUT:   # a classifier reading a fixed-size map trains at its one size
+        cfg = train.parse_config(["--arch", arch, "--protocol", "short-cnn"])
+        assert cfg.sizes == "" and cfg.image_size == 0
+        train.check_config(cfg)
+
+
+def test_sizes_a_network_cannot_take_are_refused_before_training():
+    cfg = train.parse_config(["--arch", "vgg16", "--sizes", "96,128", "--image_size", "128"])
+    with pytest.raises(SystemExit, match="fixed-size map"):
+        train.check_config(cfg)
+    assert train.accepts_sizes("resnet18", "explorer", [96, 112, 128])
 
 
 @pytest.mark.parametrize("bad", [["--sizes", "96,112"], ["--sizes", "a,b"], ["--schedule", "step"]])
