@@ -49,3 +49,11 @@ def csv_cell(value):
     if isinstance(value, str) and value.startswith(FORMULA_START):
         return "'" + value
     return value
+
+
+_ESCAPED = re.compile(r"\\([!-/:-@\[-`{-~])")
+
+
+def unescape(markdown: str) -> str:
+    """What a page shows for Markdown that `plain` escaped: the escapes and word joiners gone."""
+    return _ESCAPED.sub(r"\1", str(markdown)).replace(WORD_JOINER, "")

@@ -17,6 +17,7 @@ import pytest
 import torch
 
 import models
+from explorer.text import unescape
 from odd_images import corpus
 
 REPO = Path(__file__).resolve().parent.parent
@@ -77,7 +78,7 @@ def texts(at) -> str:
     parts = [m.value for m in at.markdown] + [c.value for c in at.caption] + [i.value for i in at.info] + \
         [e.value for e in at.error] + [w.value for w in at.warning] + [s.value for s in at.subheader] + \
         [h.value for h in at.header] + image_captions(at)
-    return "\n".join(str(p) for p in parts)
+    return unescape("\n".join(str(p) for p in parts))
 
 
 def assert_clean(at):
@@ -146,7 +147,7 @@ def test_classify_good_and_bad_uploads_in_one_session(app_checkpoints):
     assert_clean(at)
     bad = [n for n, (_, e) in files.items() if e != "ok"]
     good = [n for n, (_, e) in files.items() if e == "ok"]
-    errors = [e.value for e in at.error]
+    errors = [unescape(e.value) for e in at.error]
     assert len(errors) == len(bad) and all(any(n in e for e in errors) for n in bad)
     assert len(headlines(at)) == len(good)
     # the session keeps working: a clean upload afterwards still classifies
@@ -192,7 +193,7 @@ def test_rejected_upload_is_said_and_never_replaced_by_a_sample(app_checkpoints,
     upload(at, [("holiday.jpg", big, "image/jpeg")] if page in ("pages/1_Classify.py", "pages/5_SE_Excitation.py")
            else ("holiday.jpg", big, "image/jpeg"))
     assert_clean(at)
-    assert any("holiday.jpg is 21.0 MB; the limit is 20 MB" in e.value for e in at.error)
+    assert any("holiday.jpg is 21.0 MB; the limit is 20 MB" in unescape(e.value) for e in at.error)
     assert not any(re.search(r"_\d\.jpg", c) for c in image_captions(at)), "a sample stood in for the upload"
     assert not headlines(at)
     assert any("Nothing to show until an image is accepted" in i.value for i in at.info)
