@@ -334,16 +334,38 @@ def unit_crops(u: Units, layer: Layer, unit: int, input_size: int, root: Path | 
 
 
 def depth_sentence(u: Units) -> str:
-    """What the selectivity does with depth in this model, from the numbers."""
+    """What the selectivity does with depth in this model, from the numbers the table shows."""
     rows = layer_summary(u)
-    spatial = [r for r, ly in zip(rows, u.layers) if ly.grid is not None]
-    if len(spatial) < 2:
+    if len(rows) < 2:
         return ""
-    first, last = spatial[0], spatial[-1]
-    trend = "rises" if last["mean selectivity"] > first["mean selectivity"] else "does not rise"
-    return (f"Mean class selectivity {trend} with depth here: {first['mean selectivity']:.2f} in {first['layer']}, "
-            f"{last['mean selectivity']:.2f} in {last['layer']}, {rows[-1]['mean selectivity']:.2f} in "
-            f"{rows[-1]['layer']}.")
+    return "Mean class selectivity " + trend([(r["layer"], r["mean selectivity"]) for r in rows], digits=3) + "."
+
+
+def trend(points: list[tuple[str, float]], digits: int = 2) -> str:
+    """How a quantity moves along ordered layers, judged on the values as shown (rounded to
+    `digits`): "rises with every layer, from ...", a peak or a dip inside, level, or no single
+    direction; it always names the first and last layers and the extremes it speaks of."""
+    vals = [round(v, digits) for _, v in points]
+    f = f"{{:.{digits}f}}"
+    at = lambda i: f"{f.format(vals[i])} in {points[i][0]}"  # noqa: E731
+    first, last = at(0), at(len(vals) - 1)
+    steps = [b - a for a, b in zip(vals, vals[1:])]
+    if all(d == 0 for d in steps):
+        return f"is the same in every layer shown ({f.format(vals[0])})"
+    hi = max(range(len(vals)), key=lambda i: (vals[i], -i))   # the first of tied maxima
+    lo = min(range(len(vals)), key=lambda i: (vals[i], i))
+    if all(d >= 0 for d in steps):
+        word = "rises with every layer" if all(d > 0 for d in steps) else "never falls with depth"
+        return f"{word}: from {first} to {last}"
+    if all(d <= 0 for d in steps):
+        word = "falls with every layer" if all(d < 0 for d in steps) else "never rises with depth"
+        return f"{word}: from {first} to {last}"
+    if 0 < hi < len(vals) - 1 and all(d >= 0 for d in steps[:hi]) and all(d <= 0 for d in steps[hi:]):
+        return f"rises from {first} to a peak of {at(hi)}, then falls to {last}"
+    if 0 < lo < len(vals) - 1 and all(d <= 0 for d in steps[:lo]) and all(d >= 0 for d in steps[lo:]):
+        return f"falls from {first} to a low of {at(lo)}, then rises to {last}"
+    net = "ends higher" if vals[-1] > vals[0] else "ends lower" if vals[-1] < vals[0] else "ends where it starts"
+    return (f"goes up and down with depth and {net}: {first}, lowest {at(lo)}, highest {at(hi)}, {last}")
 
 
 # --- deconvnet projections (Zeiler & Fergus 2014) -----------------------------------------

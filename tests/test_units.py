@@ -202,3 +202,22 @@ def test_units_page_shows_deconvnet_projections(monkeypatch):
     finally:
         st.cache_resource.clear()
         st.cache_data.clear()
+
+
+# --- the depth sentence (issue 27: it said "rises" over a peak and a dip) -----------------------
+
+@pytest.mark.parametrize("values,want", [
+    ([0.19, 0.18, 0.33, 0.49, 0.40, 0.40], "goes up and down with depth and ends higher: 0.19 in L0, lowest 0.18 in L1, "
+                                           "highest 0.49 in L3, 0.40 in L5"),
+    ([0.19, 0.188, 0.33, 0.49, 0.40], "rises from 0.19 in L0 to a peak of 0.49 in L3, then falls to 0.40 in L4"),  # as shown
+    ([0.19, 0.25, 0.49, 0.40], "rises from 0.19 in L0 to a peak of 0.49 in L2, then falls to 0.40 in L3"),
+    ([0.10, 0.20, 0.30], "rises with every layer: from 0.10 in L0 to 0.30 in L2"),
+    ([0.10, 0.20, 0.20, 0.30], "never falls with depth: from 0.10 in L0 to 0.30 in L3"),
+    ([0.30, 0.20, 0.10], "falls with every layer: from 0.30 in L0 to 0.10 in L2"),
+    ([0.30, 0.10, 0.20], "falls from 0.30 in L0 to a low of 0.10 in L1, then rises to 0.20 in L2"),
+    ([0.2, 0.2, 0.2], "is the same in every layer shown (0.20)"),
+    ([0.2001, 0.1999, 0.2004], "is the same in every layer shown (0.20)"),          # equal as shown
+    ([0.4, 0.5, 0.5, 0.3], "rises from 0.40 in L0 to a peak of 0.50 in L1, then falls to 0.30 in L3"),  # tied peak
+])
+def test_trend_says_what_the_numbers_show(values, want):
+    assert units.trend([(f"L{i}", v) for i, v in enumerate(values)]) == want
