@@ -6,7 +6,7 @@ import explorer  # noqa: F401,I001  first: sets OpenMP's spin before torch loads
 
 import streamlit as st
 
-from explorer import ui
+from explorer import provenance, ui
 
 ui.page("vision-hist", layout="centered", blurb="How vision networks evolved, and what each one learned: every classic network "
         "implemented from its paper, trained on Imagenette (10 ImageNet classes), and opened up.")
@@ -16,6 +16,7 @@ trained = [r for r in rows if r["trained"]]
 untrained = [r for r in rows if not r["trained"]]
 st.markdown(f"**{len(rows)} architectures**, {rows[0]['year']}–{rows[-1]['year']} · "
             f"**{len(trained)} trained checkpoints**: {', '.join(r['title'] for r in trained) or 'none yet'}")
+st.markdown(provenance.zoo_sentence({r["name"]: r["card"] for r in trained}))
 if untrained:
     st.caption(f"Not trained yet ({len(untrained)}): {', '.join(r['title'] for r in untrained)}. Their cards show "
                "structure and cost, and their Anatomy pages work; the other pages open once a checkpoint "
@@ -47,6 +48,8 @@ for r in rows:
                 st.markdown(f"**What changed since {r['predecessor']}.** {r['changed']}")
             else:
                 st.markdown(f"**Where it started.** {r['changed']}")
+            if r["trained_how"]:
+                st.markdown(f"**How it was trained here.** {r['trained_how']}")
             rep = r["reported"]
             figures = " / ".join(f"{v:.1f}% {n}" for v, n in ((rep.top1, "top-1"), (rep.top5, "top-5"))
                                  if v is not None)

@@ -139,3 +139,22 @@ def rows(table: dict, titles: dict[str, str], years: dict[str, int]) -> tuple[li
                         "drop (points)": round(clean - mean, 2),
                         "relative robustness": round(mean / clean, 3) if clean else float("nan")})
     return curve, summary
+
+
+def subset_sentence(summary: list[dict], cards: dict[str, dict], images: int) -> str:
+    """How far the clean top-1 on the robustness subset lies from each card's whole-split figure,
+    with the binomial standard error of a top-1 on that many images (so the gap can be read)."""
+    gaps = [(abs(r["clean top-1 (%)"] - cards[r["arch"]]["metrics"]["val_top1"]), r, cards[r["arch"]]["metrics"]["val_top1"])
+            for r in summary if r["arch"] in cards and "val_top1" in cards[r["arch"]].get("metrics", {})]
+    if not gaps or not images:
+        return ""
+    gap, row, card = max(gaps, key=lambda g: g[0])
+    mean = sum(g[0] for g in gaps) / len(gaps)
+    total = cards[row["arch"]]["metrics"].get("val_images") or 3925
+    p = card / 100
+    # a subset drawn from the split the card scored: binomial error with the finite-population correction
+    se = 100 * (p * (1 - p) / images * max(0.0, 1 - images / total)) ** 0.5
+    return (f"On these {images} images the clean top-1 differs from the cards' figures on all {total:,} val images by "
+            f"{mean:.1f} points on average and at most {gap:.1f} ({row['model']}: {row['clean top-1 (%)']:.1f} here, "
+            f"{card:.2f} on its card). Sampling {images} of {total:,} images alone moves a top-1 near {card:.0f}% by "
+            f"about {se:.1f} points (one standard error), so gaps up to about {2 * se:.1f} need no other cause.")

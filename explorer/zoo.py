@@ -30,6 +30,8 @@ from models import precision
 from models.checkpoint import CheckpointError, read_card
 from models.cost import MODEL_LOCK, arch_cost
 
+from explorer import provenance
+
 REPO = Path(__file__).resolve().parent.parent
 CHECKPOINTS = Path(os.environ.get("VH_CHECKPOINTS", REPO / "checkpoints"))
 SAMPLES = REPO / "samples"
@@ -197,9 +199,10 @@ def timeline(checkpoints_dir: Path | None = None) -> list[dict]:
     st = status(checkpoints_dir)
     for spec in models.list_architectures():
         cost = arch_cost(spec.name)
-        top1 = None
+        top1, card = None, None
         if st[spec.name] is None:
-            top1 = read_card(spec.name, checkpoints_dir or CHECKPOINTS).get("metrics", {}).get("val_top1")
+            card = read_card(spec.name, checkpoints_dir or CHECKPOINTS)
+            top1 = card.get("metrics", {}).get("val_top1")
         rows.append({
             "name": spec.name, "title": spec.title, "year": spec.year, "paper": spec.paper,
             "key_idea": spec.key_idea, "changed": spec.changed,
@@ -208,6 +211,7 @@ def timeline(checkpoints_dir: Path | None = None) -> list[dict]:
             "reported": spec.reported, "top1": top1, "trained": st[spec.name] is None,
             "deviations": spec.presets["explorer"].deviations, "penultimate": spec.penultimate,
             "pages": pages_for(spec.name, trained=st[spec.name] is None),
+            "card": card, "trained_how": provenance.sentence(spec.name, card) if card else None,
         })
     return rows
 

@@ -1,4 +1,5 @@
-"""Compare: accuracy against cost, training curves, robustness to corruptions, per-class accuracy,
+"""Compare: accuracy against cost (training compute included), how each model was trained, the
+papers' ImageNet order against ours, training curves, robustness to corruptions, per-class accuracy,
 confusions, and the val images two models disagree on."""
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import streamlit as st
 
 import models
 from explorer import robustness, ui, zoo
-from explorer.compare import confusion_rows, curve_vs_card, disagreements, per_class_rows, scatter_rows
+from explorer.compare import (confusion_rows, curve_vs_card, disagreements, orders_sentence, paper_rows, per_class_rows,
+                              scatter_rows)
 from models import data
 
 ui.page("Compare", "Which model is better, and at what cost? Accuracy is Imagenette val top-1 (all 3,925 "
@@ -22,6 +24,7 @@ link = ui.deep_link(loaded)
 titles = {s.name: s.title for s in models.list_architectures()}
 years = {s.name: s.year for s in models.list_architectures()}
 LABELS = {"params_M": "parameters (millions)", "gmacs": "GMACs per image", "latency_ms": "CPU latency (ms)",
+          "train_pflops": "training compute (PFLOP)",
           "top1": "val top-1 (%)", "top5": "val top-5 (%)", "input_px": "input (px)"}
 COLORS = ui.model_colors([ui.title_of(loaded, a) for a in loaded])
 
@@ -30,7 +33,8 @@ st.header("Accuracy against cost")
 lat = ui.latencies()
 rows = scatter_rows(loaded, lat["ms"])
 df = pd.DataFrame(rows)
-axis = st.radio("Horizontal axis", ["params_M", "gmacs", "latency_ms"], horizontal=True, format_func=LABELS.get,
+axis = st.radio("Horizontal axis", ["params_M", "gmacs", "latency_ms", "train_pflops"], horizontal=True,
+                format_func=LABELS.get,
                 key="cmp-axis")
 if df.empty:
     st.info("No checkpoint has evaluation metrics yet: run `python scripts/evaluate.py`.", icon=":material/info:")
@@ -43,7 +47,9 @@ else:
                alt.Tooltip("gmacs:Q", format=".3f", title=LABELS["gmacs"]),
                alt.Tooltip("latency_ms:Q", format=".1f", title=LABELS["latency_ms"]),
                alt.Tooltip("input_px:Q", title=LABELS["input_px"]),
-               alt.Tooltip("epochs:Q", title="epochs trained"), alt.Tooltip("hardware:N", title="trained on")]
+               alt.Tooltip("epochs:Q", title="epochs trained"), alt.Tooltip("crops:N", title="training crops"),
+               alt.Tooltip("train_pflops:Q", format=".3f", title=LABELS["train_pflops"]),
+               alt.Tooltip("hardware:N", title="trained on"), alt.Tooltip("teacher:N", title="teacher")]
     ui.labelled_scatter(df, axis, "top1", LABELS[axis], LABELS["top1"], tooltip, COLORS, log_x=True, ring="linked")
     # short headers (the long ones are their tooltips), so that every column fits beside the sidebar at 1024 px
     SHORT = {"top1": "top-1 (%)", "top5": "top-5 (%)", "params_M": "params (M)", "gmacs": "GMACs",
@@ -51,13 +57,47 @@ else:
     FORMATS = {"top1": "%.2f", "top5": "%.2f", "params_M": "%.2f", "gmacs": "%.3f", "latency_ms": "%.1f",
                "input_px": "%d"}
     st.dataframe(df[["model", *SHORT]].rename(columns=SHORT), hide_index=True, width="stretch",
-                 height=38 + 35 * len(df),   # every model in view, no scrolling inside the table
+                 height=ui.table_height(len(df)),   # every model in view, no scrolling inside the table
                  column_config={"model": st.column_config.TextColumn(width=150),
                                 **{SHORT[k]: st.column_config.NumberColumn(format=FORMATS[k], help=LABELS[k])
                                    for k in SHORT}})
     st.caption(f"Latency: {lat['note']}. Parameters and GMACs are computed from the models, at each model's own "
-               "input size (LeNet-5 reads 32 px images, the others 128 px). Epochs and training hardware are in the "
-               "chart's tooltips and on Home.")
+               "input size (LeNet-5 reads 32 px images, the others 128 px). Training compute: epochs x training "
+               "images x 3 x forward FLOPs at each epoch's crop size (a backward pass costs about two forwards), "
+               "plus the teacher's forward passes where there was one.")
+
+    st.subheader("How each was trained")
+    TRAINED = {"epochs": "epochs", "crops": "crops", "hardware": "hardware", "minutes": "minutes",
+               "train_pflops": "PFLOP", "storage": "stored", "teacher": "teacher"}
+    st.dataframe(df[["model", *TRAINED]].rename(columns=TRAINED), hide_index=True, width="stretch",
+                 height=ui.table_height(len(df)),
+                 column_config={"model": st.column_config.TextColumn(width=150),
+                                "minutes": st.column_config.NumberColumn(format="%.0f", help="wall time of the run"),
+                                "PFLOP": st.column_config.NumberColumn(format="%.3f", help=LABELS["train_pflops"]),
+                                "teacher": st.column_config.TextColumn(
+                                    help="a network whose answers were half of each step's loss (hard distillation)")})
+    taught = df[df["teacher"] != "none"]
+    if len(taught):
+        st.caption(f"{', '.join(taught['model'])} learned from a teacher's answers as well as the labels (hard "
+                   "distillation): their accuracy is not a figure of the architecture alone. Crops: the sizes "
+                   "trained on, in order; every card scores the input size above.")
+
+# --- the papers' order against ours -----------------------------------------------------
+st.header("The papers' ImageNet order against ours")
+prow = pd.DataFrame(paper_rows(loaded))
+if len(prow) < 2:
+    st.info("Fewer than two shipped models have a paper ImageNet top-1 to set beside ours.", icon=":material/info:")
+else:
+    ui.labelled_scatter(prow, "paper_top1", "ours_top1", "the paper's ImageNet top-1 (%)",
+                        "our Imagenette val top-1 (%)", [alt.Tooltip("model:N"),
+                        alt.Tooltip("paper_top1:Q", format=".1f", title="paper, ImageNet (%)"),
+                        alt.Tooltip("ours_top1:Q", format=".2f", title="ours, Imagenette (%)"),
+                        alt.Tooltip("paper_source:N", title="paper figure")], COLORS, height=340)
+    st.markdown(orders_sentence(prow.to_dict("records")))
+    left_out = [ui.title_of(loaded, a) for a in loaded if a not in set(prow["arch"])]
+    st.caption("ImageNet has 1,000 classes and Imagenette 10 easy ones, so the two axes are not on one scale: read "
+               "the order, not the distance." + (f" Left out, their papers give no ImageNet top-1: {', '.join(left_out)} "
+                                                 "(Home's timeline gives what they report instead)." if left_out else ""))
 
 # --- training curves --------------------------------------------------------------------
 st.header("Training curves")
@@ -121,7 +161,7 @@ else:
                              alt.Tooltip("drop (points):Q", format=".1f"),
                              alt.Tooltip("relative robustness:Q", format=".3f")], COLORS, height=320, x_format="d")
         st.dataframe(sdf[["model", "year", "clean top-1 (%)", "corrupted top-1 (%)", "drop (points)",
-                          "relative robustness"]], hide_index=True, width="stretch", height=38 + 35 * len(sdf),
+                          "relative robustness"]], hide_index=True, width="stretch", height=ui.table_height(len(sdf)),
                      column_config={
                          "model": st.column_config.TextColumn(width=150),
                          "year": st.column_config.NumberColumn(format="%d", width=50),
@@ -132,8 +172,8 @@ else:
                          "relative robustness": st.column_config.NumberColumn(
                              "corrupted / clean", format="%.3f", help="relative robustness: 1.0 is no loss")})
         n = table.get("per_class")
-        st.caption(f"On the first {n} val image{'s' if n != 1 else ''} of each class ({table.get('images')} images, so "
-                   "the clean figures differ a little from the cards' whole-split ones), each corrupted at three "
+        st.caption(robustness.subset_sentence(summary, {a: loaded[a][1] for a in in_zoo}, table.get("images") or 0))
+        st.caption(f"On the first {n} val image{'s' if n != 1 else ''} of each class ({table.get('images')} images), each corrupted at three "
                    "severities; relative robustness is the mean top-1 over every corruption and severity divided by the "
                    "clean top-1 on the same images (1.0: no loss at all). Read it with the drop: a weak model close to "
                    "chance (10%) has less to lose, and a model that reads small images (LeNet-5's 32 px) has noise and "

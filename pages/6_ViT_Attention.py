@@ -12,7 +12,7 @@ import streamlit as st
 import torch
 import torch.nn.functional as F
 
-from explorer import attention, ui, zoo
+from explorer import attention, provenance, ui, zoo
 from explorer.attribution import overlay
 from explorer.classify import tensor_preview
 from explorer.filters import tile
@@ -35,6 +35,12 @@ if not vits and not mixers:
             f"Train one with `python scripts/train.py --arch vit` (or `--arch mlp_mixer`), then "
             f"`python scripts/attention_figures.py`.", icon=":material/info:")
     st.stop()
+taught = [f"{ui.title_of(loaded, a)} learned from {provenance.teacher_title(loaded[a][1])}'s answers as well as from "
+          f"the labels ({loaded[a][1]['recipe'].get('distill_alpha', 0.5):.0%} of each training step's loss)"
+          for a in {**vits, **mixers} if provenance.teacher_title(loaded[a][1])]
+if taught:
+    st.caption(f":material/school: {'; '.join(taught)}: hard distillation, as in DeiT. What these networks attend "
+               "to was shaped by a convolutional teacher too, not by the architecture alone.")
 
 
 def figures_for(arch: str):
@@ -140,10 +146,12 @@ if vits:
             tiles = (tiles - lo) / (hi - lo).clamp(min=1e-12)
             import matplotlib
             rgb = matplotlib.colormaps["viridis"](tiles.numpy())[..., :3]
-            ui.image(tile(rgb.astype(np.float32), columns=gw, pad=1, scale=4, background=1.0),
+            sim_grid = tile(rgb.astype(np.float32), columns=gw, pad=1, scale=4, background=1.0)
+            ui.image(sim_grid,
                      caption="Position-embedding similarity (the ViT paper's Figure 7, centre): tile (r, c) shows how "
                              "similar the embedding of the patch at row r, column c is to every other patch's "
                              "(each tile on its own scale).")
+            ui.save_png(sim_grid, f"vision-hist-{arch}-position-similarity.png", f"attn-save-pos-{arch}")
         with right:
             hit, chance = attention.neighbour_fraction(f["position_similarity"], (gh, gw))
             st.markdown("A learned position embedding starts as noise; if training teaches it the image's 2-D "

@@ -1,7 +1,9 @@
 """explorer.compare: what the Compare page says beside its charts."""
 from __future__ import annotations
 
-from explorer.compare import curve_vs_card, disagreements
+import pytest
+
+from explorer.compare import curve_vs_card, disagreements, order_pairs, orders_sentence
 
 
 def _card(title, top1, image_size=0, input_size=128):
@@ -20,7 +22,7 @@ def test_curve_and_card_differences_are_explained():
     curves = _curve("a", [60.0, 73.86]) + _curve("se", [70.0, 80.18]) + _curve("c", [51.0, 49.0])
     notes = curve_vs_card(loaded, curves)
     assert len(notes) == 2                                   # A's curve ends at its card's figure: nothing to say
-    assert "trained on 96 px crops" in notes[0] and "80.18%" in notes[0] and "81.40%" in notes[0]
+    assert notes[0].startswith("Trained on 96 px crops") and "SE (80.18% after epoch 2, 81.40% on the card)" in notes[0]
     assert notes[1].startswith("The last logged val top-1 differs from the card for C (49.00% logged, 50.00% on the")
 
 
@@ -51,3 +53,41 @@ def test_scatter_names_never_overlap():
     for i, a in enumerate(boxes):
         for b in boxes[i + 1:]:
             assert not (a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]), (a, b)
+
+
+def test_one_sentence_for_every_model_trained_at_one_smaller_size():
+    """Eight models trained at 96 px got eight copies of one sentence (issue 27): now one, naming all."""
+    loaded = {f"m{i}": (None, _card(f"M{i}", 80.0 + i, image_size=96)) for i in range(8)}
+    curves = [r for i in range(8) for r in _curve(f"m{i}", [70.0, 79.0 + i])]
+    notes = curve_vs_card(loaded, curves)
+    assert len(notes) == 1 and all(f"M{i} (" in notes[0] for i in range(8))
+
+
+def _row(model, paper, ours):
+    return {"model": model, "paper_top1": paper, "ours_top1": ours}
+
+
+def test_orders_sentence_when_the_orders_agree():
+    rows = [_row("AlexNet", 59.3, 73.8), _row("VGG-16", 74.4, 84.0), _row("ResNet-34", 75.5, 86.0)]
+    assert order_pairs(rows) == ([], 3)
+    s = orders_sentence(rows)
+    assert "same order here as in their papers: all 3 pairs agree" in s
+
+
+def test_orders_sentence_names_the_pairs_that_swap():
+    rows = [_row("ResNet-18", 72.1, 80.2), _row("ResNet-34", 75.5, 79.5), _row("AlexNet", 59.3, 73.8),
+            _row("ViT", 77.9, 64.7)]
+    flipped, n = order_pairs(rows)
+    assert n == 6 and len(flipped) == 4   # 18/34, 18/ViT, 34/ViT, AlexNet/ViT
+    assert {(hi["model"], lo["model"]) for hi, lo in flipped} == {
+        ("ResNet-18", "ResNet-34"), ("ResNet-18", "ViT"), ("ResNet-34", "ViT"), ("AlexNet", "ViT")}
+    s = orders_sentence(rows)
+    assert "2 keep their order here and 4 swap" in s
+    assert "ResNet-18 is above ResNet-34 here (80.2 against 79.5), below it in the papers (72.1 against 75.5)" in s
+    assert "budget" in s and "128 px" in s and "1.28 million" in s
+
+
+@pytest.mark.parametrize("tie", ["paper", "ours"])
+def test_a_tie_is_no_swap(tie):
+    rows = [_row("A", 70.0, 80.0), _row("B", 70.0 if tie == "paper" else 71.0, 80.0 if tie == "ours" else 79.0)]
+    assert order_pairs(rows) == ([], 1)

@@ -1,0 +1,111 @@
+"""How each shipped network was trained, read from its card: epochs, crop sizes, hardware,
+storage, the teacher it learned from, the protocol and the training compute. Home's cards,
+Compare's table and the Attention page say it from here, so every page says the same."""
+from __future__ import annotations
+
+import re
+
+from models import cost, get_spec
+
+
+def train_sizes(card: dict) -> list[int]:
+    """The crop size of every epoch: the card's own list, else the recipe's size (0: the input size)."""
+    if card.get("train_sizes"):
+        return [int(s) for s in card["train_sizes"]]
+    size = (card.get("recipe") or {}).get("image_size") or card.get("input_size") or 0
+    return [int(size)] * int(card.get("epochs") or 0)
+
+
+def sizes_text(sizes: list[int]) -> str:
+    """"96 px" or "96 → 112 → 128 px" (progressive resizing), in the order trained."""
+    steps = [s for i, s in enumerate(sizes) if i == 0 or s != sizes[i - 1]]
+    return " → ".join(str(s) for s in steps) + " px" if steps else "?"
+
+
+def hardware_text(card: dict) -> str:
+    """"CPU, 1 thread", "CPU, 2 threads" or the GPU's name, from the card's hardware string."""
+    hw = card.get("hardware") or ""
+    if "CPU" not in hw:
+        return re.sub(r"^1x\s*", "", hw) or "?"
+    threads, cores = re.search(r"(\d+) threads", hw), re.search(r"(\d+) cores", hw)
+    if threads:
+        n = int(threads.group(1))
+        return f"CPU, {n} thread{'s' if n != 1 else ''}"
+    return f"CPU, {cores.group(1)} cores" if cores else "CPU"
+
+
+def flops_text(flops: float) -> str:
+    """Training compute in the unit that keeps it readable: 2.1 TFLOP, 0.19 PFLOP."""
+    return f"{flops / 1e12:.1f} TFLOP" if flops < 1e14 else f"{flops / 1e15:.2f} PFLOP"
+
+
+def teacher_title(card: dict) -> str | None:
+    t = card.get("teacher")
+    if not t:
+        return None
+    return t.get("title") or get_spec(t["arch"]).title
+
+
+def compute(arch: str, card: dict) -> dict:
+    """The card's training compute, or the same rule applied to what an older card records."""
+    if card.get("train_compute"):
+        return card["train_compute"]
+    sizes = train_sizes(card)
+    images = (card.get("dataset") or {}).get("train_images") or 0
+    t = card.get("teacher") or {}
+    return cost.training_compute(arch, sizes, images, card.get("preset", "explorer"),
+                                 teacher=t.get("arch"), teacher_size=t.get("resized_to") or card.get("input_size"))
+
+
+def facts(arch: str, card: dict) -> dict:
+    """One row of facts about how `arch` was trained (Compare's table, Home's card)."""
+    sizes = train_sizes(card)
+    return {"epochs": card.get("epochs"), "crops": sizes_text(sizes), "scored_at": card.get("input_size"),
+            "hardware": hardware_text(card), "minutes": round((card.get("wall_time_s") or 0) / 60, 1),
+            "storage": card.get("storage") or "float16", "teacher": teacher_title(card),
+            "protocol": card.get("protocol") or "its own recipe",
+            "train_pflops": compute(arch, card)["flops"] / 1e15}
+
+
+def sentence(arch: str, card: dict) -> str:
+    """How one model was trained, in one sentence a learner can read."""
+    f = facts(arch, card)
+    crops = f"{f['crops']} crops" + ("" if f["crops"] == f"{f['scored_at']} px" else f", scored at {f['scored_at']} px")
+    text = (f"{f['epochs']} epochs from scratch on {crops} ({f['hardware']}, {f['minutes']:.0f} min, "
+            f"{flops_text(f['train_pflops'] * 1e15)}), {'under the ' + f['protocol'] + ' protocol' if card.get('protocol') else 'with its own recipe'}; "
+            f"stored as {f['storage']}.")
+    if f["teacher"]:
+        alpha = (card.get("recipe") or {}).get("distill_alpha", 0.5)
+        text += (f" It learned from a teacher: {alpha:.0%} of each step's loss is {f['teacher']}'s answer on the same "
+                 "image (hard distillation, as in DeiT), so its accuracy is not a figure of the architecture alone.")
+    return text
+
+
+def _or(items: list[str]) -> str:
+    items = [i.removesuffix(" px") for i in items]
+    return (", ".join(items[:-1]) + " or " + items[-1] if len(items) > 1 else items[0]) + " px"
+
+
+def zoo_sentence(cards: dict[str, dict]) -> str:
+    """Home's one sentence on how the whole zoo was trained."""
+    if not cards:
+        return ""
+    fs = {a: facts(a, c) for a, c in cards.items()}
+    epochs = sorted(f["epochs"] for f in fs.values() if f["epochs"])
+    crops = sorted({f["crops"] for f in fs.values()}, key=lambda c: [int(x) for x in re.findall(r"\d+", c)])
+    protocols = sorted({c.get("protocol") for c in cards.values() if c.get("protocol")})
+    own = [a for a, c in cards.items() if not c.get("protocol")]
+    gpu = [a for a, f in fs.items() if not f["hardware"].startswith("CPU")]
+    taught = [f"{get_spec(a).title} (from {f['teacher']})" for a, f in fs.items() if f["teacher"]]
+    where = ("on this project's 2-core CPU" if not gpu else
+             f"on a CPU and, for {len(gpu)} of them, a GPU" if len(gpu) < len(fs) else "on a GPU")
+    how = (f"under one protocol ({', '.join(protocols)})" if protocols and not own else
+           f"{len(cards) - len(own)} under the {', '.join(protocols)} protocol and {len(own)} each with its own recipe"
+           if protocols else "each with its own recipe")
+    span = f"{epochs[0]} to {epochs[-1]} epochs" if epochs[0] != epochs[-1] else f"{epochs[0]} epochs"
+    images = sorted({(c.get("dataset") or {}).get("train_images") for c in cards.values()} - {None})
+    of = f"Imagenette's {images[0]:,} training images" if len(images) == 1 else "Imagenette's training split"
+    text = (f"All {len(cards)} trained networks learned from scratch on {of} {where}, "
+            f"{how}: {span}, crops of {_or(crops)}")
+    text += (f"; {len(taught)} learned from a teacher's answers: {', '.join(taught)}." if taught else ".")
+    return text + " Each card below says its own budget; Compare sets accuracy against it."
