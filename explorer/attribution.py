@@ -285,3 +285,35 @@ def coverage(scaled: torch.Tensor, threshold: float = 0.1) -> float:
     """Share of pixels whose scaled |value| exceeds `threshold`: near 0 is an empty-looking map,
     near 1 a map painted in one colour."""
     return float((scaled.abs() > threshold).float().mean())
+
+
+TOKEN_MIXERS = ("vit", "mlp_mixer")   # no convolutional feature map: Grad-CAM reads patch tokens instead
+
+
+def default_pair(loaded: dict, link: str | None = None) -> list[str]:
+    """The two models the Attributions page opens on: the linked model and its neighbour in
+    history when there is a link; otherwise the best CNN (by val top-1) beside the ViT, so the
+    page sets the two kinds of network side by side; failing a ViT, the two best CNNs."""
+    order = list(loaded)
+    if link in loaded:
+        i = order.index(link)
+        return [link, order[i - 1] if i > 0 else order[min(i + 1, len(order) - 1)]]
+    top1 = {a: (card.get("metrics") or {}).get("val_top1") or 0.0 for a, (_, card) in loaded.items()}
+    cnns = sorted((a for a in order if a not in TOKEN_MIXERS), key=lambda a: -top1[a])
+    if "vit" in loaded and cnns:
+        return [cnns[0], "vit"]
+    return (cnns + [a for a in order if a in TOKEN_MIXERS])[:2]
+
+
+def transformer_note(arch: str, method: str) -> str | None:
+    """Where a method does not suit a token-mixing network, what to read instead."""
+    if arch in TOKEN_MIXERS and method == "gradcam":
+        return ("Grad-CAM was made for convolutional feature maps. Here it weights the last block's patch tokens by "
+                "their gradients, but in a transformer the evidence is gathered into the [CLS] token (or the mean "
+                "of all tokens) across every layer, so the map can light patches the answer did not come from. "
+                "Read the Attention page's rollouts beside it." if arch == "vit" else
+                "Grad-CAM was made for convolutional feature maps. Here it weights the Mixer's last patch tokens "
+                "by their gradients, but every token-mixing MLP has mixed the patches already, so the map can "
+                "light patches the answer did not come from; Integrated Gradients and Occlusion work on the "
+                "input pixels and suit any network.")
+    return None

@@ -189,3 +189,14 @@ def structure_ratio(w: torch.Tensor, cutoff: float = LOW_FREQUENCY) -> float:
     one random init of LeNet-5's 6 kernels gives 1 +- 0.1 (one s.d.), of 64 or more +- 0.05.
     """
     return float(low_frequency_share(w, cutoff).nanmean()) / random_init_share(tuple(w.shape), cutoff=cutoff)
+
+
+def teaching_default(ratios: dict[str, float], prefer: str = "alexnet", enough: float = 2.0) -> str | None:
+    """The model the Filters page opens on: `prefer` (AlexNet, whose Figure 3 the page is about)
+    when its kernels measure at least `enough` times a random init's structure, else the model
+    whose kernels measure the most structure. `ratios` maps arch to `structure_ratio`."""
+    if not ratios:
+        return None
+    if ratios.get(prefer, 0.0) >= enough:
+        return prefer
+    return max(ratios, key=lambda a: ratios[a])

@@ -10,7 +10,8 @@ import streamlit as st
 
 from explorer import ui, zoo
 from explorer.classify import tensor_preview
-from explorer.filters import SNAPSHOTS, SORTS, activation_grid, filter_grid, load_snapshots, structure_ratio
+from explorer.filters import (SNAPSHOTS, SORTS, activation_grid, filter_grid, load_snapshots, structure_ratio,
+                              teaching_default)
 from models import data, get_spec
 from models.probes import first_layer_activations, first_layer_weights
 
@@ -21,13 +22,30 @@ ui.page("Filters", "What each network learned to look for first: its conv1 (or p
 
 loaded, missing = ui.zoo_or_stop("there are no learned filters to show")
 
+
+
+@st.cache_data(show_spinner=False)
+def stem_ratios(archs: tuple[str, ...]) -> dict[str, float]:
+    """Every shipped model's first-layer structure ratio, once per server and zoo."""
+    with zoo.using():
+        return {a: structure_ratio(first_layer_weights(loaded[a][0])) for a in archs}
+
+
+ratios = stem_ratios(tuple(loaded))
+start = teaching_default(ratios)
+linked = ui.deep_link()   # read before the picker writes its choice back to the address
 c1, c2 = st.columns([1, 1])
 with c1:
-    arch = ui.pick_one_model(loaded, key="filters-model", prefer="alexnet")
+    arch = ui.pick_one_model(loaded, key="filters-model", prefer=start)
 with c2:
     sort = st.selectbox("Order", list(SORTS), format_func=SORTS.get, key="filters-sort")
 every = st.toggle("Show every model's first layer", key="filters-all")
 ui.zoo_note(loaded, missing)
+if start != "alexnet" and "alexnet" in ratios and linked is None and arch == start:
+    st.caption(f":material/info: The page opens on {ui.title_of(loaded, start)}, whose first-layer kernels show the "
+               f"most structure of the shipped models ({ratios[start]:.1f}x a random init's low-frequency energy), "
+               f"not on AlexNet: its kernels measure {ratios['alexnet']:.1f}x, close to noise at the budget it was "
+               "trained with here. Choose AlexNet above to see them.")
 
 
 def verdict(ratio: float) -> str:
@@ -60,6 +78,7 @@ st.caption(f"Layer `{model.stem_path}` ({type(model.stem).__name__}, stride {str
               or "stem.proj" in model.stem_path else ""))
 big = ui.magnify(grid, min(900, 2 * grid.shape[1]))   # kernels magnified with sharp pixels, not the browser's blur
 st.image(big, width=big.shape[1])
+ui.save_png(big, f"vision-hist-{arch}-conv1" + (f"-epoch{epoch}" if epoch is not None else "") + ".png", "filters-save")
 st.markdown(f"**Structure:** these kernels hold **{ratio:.1f}x** the low-frequency energy of random kernels of the "
             f"same shape, {verdict(ratio)}."
             + ("" if ratio >= 1.3 or epoch is not None else
@@ -89,6 +108,7 @@ if every:
         with cols[i % 3]:
             st.image(g, width="stretch", caption=f"{c.get('title', a)} ({get_spec(a).year}): {wa.shape[0]} x "
                                                  f"{wa.shape[2]}x{wa.shape[3]}; structure {structure_ratio(wa):.1f}x")
+            ui.save_png(g, f"vision-hist-{a}-conv1.png", f"filters-save-{a}")
 
 st.header("Activation maps of your image")
 images = ui.image_inputs("filters", multiple=False)
@@ -103,6 +123,8 @@ if images:
         ui.show_notes(item)
     with right:
         n = min(64, acts.shape[1])
-        st.image(activation_grid(acts, idx, limit=n), width="stretch",
+        agrid = activation_grid(acts, idx, limit=n)
+        ui.image(agrid,   # stretched at most MAX_ZOOM times: a wide column would blow a small grid into a blur
                  caption=f"First {n} of {acts.shape[1]} maps ({acts.shape[2]}x{acts.shape[3]}) of the shipped weights, "
                          "in the kernel order above; bright = strong response")
+        ui.save_png(agrid, f"vision-hist-{arch}-conv1-maps.png", "filters-save-maps")

@@ -10,8 +10,8 @@ import streamlit as st
 import torch
 
 from explorer import ui, zoo
-from explorer.attribution import (AGREEMENT_GRID, METHODS, agreement, attribute, colorbar, gradcam_grid,
-                                  gradcam_reach, overlay, robust_scale)
+from explorer.attribution import (AGREEMENT_GRID, METHODS, agreement, attribute, colorbar, default_pair,
+                                  gradcam_grid, gradcam_reach, overlay, robust_scale, transformer_note)
 from explorer.classify import tensor_preview
 from models import data
 
@@ -20,13 +20,7 @@ ui.page("Attributions", "Which pixels made each model decide? Four Captum method
         "scale; switch on a shared scale to compare strengths across models.")
 
 loaded, missing = ui.zoo_or_stop("there is nothing to explain")
-order = list(loaded)
-link = ui.deep_link()
-if link in loaded:   # the linked model and its nearest trained neighbour in history
-    i = order.index(link)
-    default = [link, order[i - 1] if i > 0 else order[min(i + 1, len(order) - 1)]]
-else:                # the two newest trained models
-    default = order[-2:]
+default = default_pair(loaded, ui.deep_link())   # the link and its neighbour, else the best CNN beside the ViT
 chosen = ui.pick_models(loaded, key="attr-models", label="Two models", default=default, max_selections=2)
 methods = st.multiselect("Methods", list(METHODS), default=list(METHODS), key="attr-methods",
                          format_func=lambda m: METHODS[m].label)
@@ -139,6 +133,9 @@ for method in methods:
             st.image(shown, width=256,
                      caption=f"{ui.title_of(loaded, arch)}: colour scale ±{ui.human(top)}{extra}" if meta.signed
                      else f"{ui.title_of(loaded, arch)}: colour scale {low} to {ui.human(top)}{extra}")
+            note = transformer_note(arch, method)
+            if note:
+                st.caption(f":material/warning: {note}")
     left, _ = st.columns([1, 1])
     with left:
         st.image(colorbar(meta.signed, width=768), width="stretch",

@@ -157,3 +157,11 @@ def test_snapshots_keep_the_first_96_kernels(tmp_path):
     assert [e for e, _ in snaps] == [0, 5] and all(s.shape == (96, 3, 16, 16) for _, s in snaps)
     assert torch.allclose(snaps[1][1].float(), (w * 2)[:96], atol=1e-2)
     assert path.stat().st_size < 2 * 96 * 3 * 16 * 16 * 2 + 4096
+
+
+def test_filters_page_opens_on_alexnet_only_once_its_kernels_show_structure():
+    from explorer.filters import teaching_default
+    assert teaching_default({"alexnet": 1.1, "googlenet": 4.0, "zfnet": 2.4}) == "googlenet"
+    assert teaching_default({"alexnet": 2.1, "googlenet": 4.0}) == "alexnet"
+    assert teaching_default({"resnet18": 1.5, "vit": 1.2}) == "resnet18"
+    assert teaching_default({}) is None

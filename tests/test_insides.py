@@ -401,3 +401,17 @@ def test_attention_readings_say_what_the_figures_show():
     noise = torch.randn(64, 16)
     hit, _ = attention.neighbour_fraction(noise @ noise.T, (8, 8))
     assert hit < 0.5
+
+
+def test_attributions_open_on_the_best_cnn_beside_the_vit():
+    from explorer.attribution import default_pair, transformer_note
+
+    def zoo(**top1):
+        return {a: (None, {"metrics": {"val_top1": v}}) for a, v in top1.items()}
+    loaded = zoo(alexnet=73.8, resnet18=80.2, bn_convnet=81.7, vit=64.7, mlp_mixer=69.5)
+    assert default_pair(loaded) == ["bn_convnet", "vit"]
+    assert default_pair(loaded, link="resnet18") == ["resnet18", "alexnet"]
+    assert default_pair(zoo(alexnet=73.8, resnet18=80.2)) == ["resnet18", "alexnet"]
+    assert default_pair(zoo(mlp_mixer=69.5, resnet18=80.2)) == ["resnet18", "mlp_mixer"]
+    assert transformer_note("vit", "gradcam") and transformer_note("mlp_mixer", "gradcam")
+    assert transformer_note("resnet18", "gradcam") is None and transformer_note("vit", "occlusion") is None
