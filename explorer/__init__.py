@@ -13,3 +13,37 @@ README "Serving a class"). A value set in the environment is kept."""
 import os
 
 os.environ.setdefault("GOMP_SPINCOUNT", "10000")
+
+import sys  # noqa: E402
+import threading  # noqa: E402
+
+_starting = None   # (thread, placeholder) of the first page run in this server, while it imports torch
+
+
+def _say_starting() -> None:
+    """A fresh server's first page run spends seconds importing PyTorch and the zoo before it can
+    draw its title; show a line meanwhile, which `started()` (called by ui.page) clears."""
+    global _starting
+    try:
+        from streamlit.runtime.scriptrunner import get_script_run_ctx
+        if get_script_run_ctx(suppress_warning=True) is None:
+            return
+        import streamlit as st
+        slot = st.empty()
+        slot.caption(":material/hourglass_top: Starting up: loading PyTorch and the zoo. The first visit after "
+                     "the server starts takes a few seconds.")
+        _starting = (threading.get_ident(), slot)
+    except Exception:  # noqa: BLE001 -- a startup nicety must never stop a page
+        _starting = None
+
+
+def started() -> None:
+    """Clear the start-up line, from the run that drew it."""
+    global _starting
+    if _starting is not None and _starting[0] == threading.get_ident():
+        _starting[1].empty()
+        _starting = None
+
+
+if "streamlit" in sys.modules and "torch" not in sys.modules:
+    _say_starting()

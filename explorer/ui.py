@@ -72,6 +72,10 @@ PAGE_STYLE = """<style>
 
 
 def page(title: str, blurb: str = "", layout: str = "wide") -> None:
+    import explorer
+    explorer.started()
+    st.session_state["_svg_n"] = 0   # the charts' Save-as-SVG buttons, numbered in page order
+    st.session_state["_svg_page"] = "home" if title == "vision-hist" else title.lower().replace(" ", "-")
     st.set_page_config(page_title=f"{title} · vision-hist" if title != "vision-hist" else title,
                        page_icon=icon(), layout=layout)
     st.html(PAGE_STYLE)
@@ -159,6 +163,7 @@ def chart(c, **kwargs) -> None:
     # an Altair object takes attributes set on it for chart parameters: set this one past that
     object.__setattr__(c, "to_dict", functools.partial(type(c).to_dict, c, validate=False))
     st.altair_chart(c, **kwargs)
+    save_svg(lambda: c.to_dict(validate=False))
 
 
 _specs: dict[tuple, dict] = {}   # chart_cached: (name, key) -> Vega-Lite spec
@@ -191,6 +196,35 @@ def chart_cached(name: str, key: tuple, build, rows=None, **kwargs) -> None:
                 _specs.clear()
             _specs[(name, key)] = spec
     st.vega_lite_chart(rows, copy.deepcopy(spec), **kwargs)
+
+    def full_spec() -> dict:
+        out = copy.deepcopy(spec)
+        if rows is not None:
+            out["data"] = {"values": rows.to_dict("records")}
+        return out
+    save_svg(full_spec)
+
+
+def svg_bytes(spec: dict) -> bytes:
+    """A Vega-Lite spec drawn as SVG on the server (vl-convert: Vega itself, no browser, no network)."""
+    import vl_convert
+    return vl_convert.vegalite_to_svg(spec).encode()
+
+
+def save_svg(make_spec) -> None:
+    """A small "Save as SVG" under a chart, for slides: the vector drawing is made only when it is
+    clicked. (PNG is the chart toolbar's own "Download as PNG", on hover.)"""
+    n = st.session_state.get("_svg_n", 0)
+    st.session_state["_svg_n"] = n + 1
+    page = st.session_state.get("_svg_page", "page")
+    st.download_button("Save as SVG", data=lambda: svg_bytes(make_spec()),
+                       file_name=f"vision-hist-{page}-chart-{n + 1}.svg", mime="image/svg+xml", key=f"_svg_{n}", on_click="ignore", type="tertiary",
+                       icon=":material/download:", help="The chart as a vector drawing (PNG: the chart's toolbar)")
+
+
+def table_height(rows: int) -> int:
+    """A st.dataframe height that shows every row: no model hidden in a scroll box."""
+    return 38 + 35 * rows
 
 
 def height_with_legend(plot: int, models: int) -> int:
@@ -401,6 +435,24 @@ def image(img, caption: str | None = None, target=None, max_width: int | None = 
     when the column is)."""
     width = int(natural_width(img) * MAX_ZOOM)
     (target or st).image(img, caption=caption, width=max(1, min(width, max_width or width)))
+
+
+def png_bytes(img: np.ndarray) -> bytes:
+    """An (H, W, 3) or (H, W) uint8 array, or floats in [0, 1], as PNG bytes, pixel for pixel."""
+    import io
+    a = np.asarray(img)
+    if a.dtype != np.uint8:
+        a = (np.clip(a, 0, 1) * 255).round().astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(a).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def save_png(img: np.ndarray, file_name: str, key: str, target=None, label: str = "Save as PNG") -> None:
+    """A button that saves a figure grid as the PNG the page draws (for slides); the bytes are made
+    only when it is clicked. Charts have their own: the toolbar's "Download as PNG" on hover."""
+    (target or st).download_button(label, data=lambda: png_bytes(img), file_name=file_name, mime="image/png",
+                                   key=key, on_click="ignore", type="tertiary", icon=":material/download:")
 
 
 def show_notes(item: LoadedImage, target=None) -> None:

@@ -54,7 +54,8 @@ st.subheader(f"How often the {k_eval} nearest neighbours share the query's class
 rows = [{"model": ui.title_of(loaded, a), "features": f"{ix.meta.get('layer')}, {ix.meta.get('dim')}-d",
          "Euclidean (%)": ix.meta.get("precision_euclidean"), "cosine (%)": ix.meta.get("precision_cosine"),
          "raw pixels (%)": ix.meta.get("precision_pixels")} for a, ix in indexed.items()]
-st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", column_config={
+st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", height=ui.table_height(len(rows)),
+             column_config={
     "model": st.column_config.TextColumn(width="small"), "features": st.column_config.TextColumn(width="small"),
     **{c: st.column_config.NumberColumn(format="%.1f", width="small")
        for c in ("Euclidean (%)", "cosine (%)", "raw pixels (%)")}})

@@ -97,7 +97,7 @@ depth = st.select_slider("Detail", options=list(range(1, deepest + 1)), value=de
 hide = st.toggle("Hide layers that do nothing", value=True, key="anat-hide",
                  help="Identity layers and dropout with p=0 (timm's defaults) change nothing.")
 rows = pd.DataFrame(anatomy.table_rows(t, None if depth == deepest else depth, hide_trivial=hide))
-height = min(38 + 35 * len(rows), 38 + 35 * 30)
+height = min(ui.table_height(len(rows)), 38 + 35 * 30)
 # two narrower views of one table, so that every column fits beside the sidebar at 1024 px
 shapes_tab, cost_tab = st.tabs(["Shapes and receptive fields", "Parameters and compute"])
 with shapes_tab:
@@ -201,7 +201,7 @@ def differences(pairs) -> None:
         st.table(design.style.apply(highlight, axis=1), hide_index=True)
     with st.expander(f"Every row ({len(df)}), resized and unchanged ones included"):
         st.dataframe(df.style.apply(highlight, axis=1), hide_index=True, width="stretch",
-                     height=min(38 + 35 * len(df), 38 + 35 * 25))
+                     height=min(ui.table_height(len(df)), 38 + 35 * 25))
 
 
 differences(pairs)

@@ -636,3 +636,65 @@ def test_an_unknown_arch_link_is_said_and_escaped(server, chromium, path, arch):
         check(page, server, f"/{path}?arch={arch}")
     finally:
         page.context.close()
+
+
+@pytest.mark.parametrize("path,title", [("", "vision-hist"), ("Compare", "Compare")])
+def test_a_fresh_servers_first_page_says_it_is_starting(chromium, path, title):
+    """Issue 27: a fresh server showed Home blank for seconds while the first run imported PyTorch.
+    The page now says it is starting before its title can be drawn, and the line goes once it is."""
+    with B.serve(CHECKPOINTS) as (url, _):
+        page = B.new_page(chromium, 1280)
+        try:
+            page.goto(f"{url}/{path}")
+            said, deadline = False, time.time() + 120
+            while time.time() < deadline:
+                text = page.evaluate("() => document.querySelector('[data-testid=stMain]')?.innerText || ''")
+                said = said or "Starting up: loading PyTorch" in text
+                if page.get_by_role("heading", name=title).count():
+                    break
+                time.sleep(0.1)
+            assert said, "nothing in the page while the first run imported PyTorch"
+            B.wait_idle(page)
+            assert "Starting up" not in page.inner_text("[data-testid=stMain]")
+        finally:
+            page.context.close()
+
+
+def _opens_as_png(path: str) -> tuple[int, int]:
+    from PIL import Image
+    with Image.open(path) as im:
+        assert im.format == "PNG"
+        im.load()
+        return im.size
+
+
+def test_a_chart_and_a_filter_grid_save_as_png_for_slides(server, chromium, tmp_path):
+    """Issue 27: a lecturer takes a chart and a figure grid away as pictures. Charts: the toolbar's
+    "Download as PNG" on hover; figure grids: the page's own "Save as PNG", the grid pixel for pixel."""
+    page = B.new_page(chromium, 1280)
+    try:
+        B.open_page(page, server, "Compare")
+        chart = page.locator("[data-testid='stVegaLiteChart']").first
+        chart.scroll_into_view_if_needed()
+        chart.hover()
+        with page.expect_download() as dl:
+            page.get_by_role("button", name="Download as PNG").first.click()
+        w, h = _opens_as_png(dl.value.path())
+        assert w > 300 and h > 200
+
+        with page.expect_download() as dl:
+            page.get_by_role("button", name="Save as SVG").first.click()
+        assert dl.value.suggested_filename == "vision-hist-compare-chart-1.svg"
+        import xml.etree.ElementTree as ET
+        root = ET.parse(dl.value.path()).getroot()
+        assert root.tag.endswith("svg") and len(list(root.iter())) > 50 and "ResNet-18" in Path(dl.value.path()).read_text()
+
+        B.open_page(page, server, "Filters")
+        with page.expect_download() as dl:
+            page.get_by_role("button", name="Save as PNG").first.click()
+        assert dl.value.suggested_filename.startswith("vision-hist-") and dl.value.suggested_filename.endswith(".png")
+        w, h = _opens_as_png(dl.value.path())
+        grid = page.locator("[data-testid='stMain'] [data-testid='stImage'] img").first
+        assert w == grid.evaluate("img => img.naturalWidth") and h == grid.evaluate("img => img.naturalHeight")
+    finally:
+        page.context.close()
