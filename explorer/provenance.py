@@ -70,7 +70,8 @@ def facts(arch: str, card: dict) -> dict:
 def sentence(arch: str, card: dict) -> str:
     """How one model was trained, in one sentence a learner can read."""
     f = facts(arch, card)
-    crops = f"{f['crops']} crops" + ("" if f["crops"] == f"{f['scored_at']} px" else f", scored at {f['scored_at']} px")
+    last = train_sizes(card)[-1:] or [f["scored_at"]]
+    crops = f"{f['crops']} crops" + ("" if last[0] == f["scored_at"] else f", scored at {f['scored_at']} px")
     text = (f"{f['epochs']} epochs from scratch on {crops} ({f['hardware']}, {f['minutes']:.0f} min, "
             f"{flops_text(f['train_pflops'] * 1e15)}), {'under the ' + f['protocol'] + ' protocol' if card.get('protocol') else 'with its own recipe'}; "
             f"stored as {f['storage']}.")
