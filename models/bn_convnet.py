@@ -47,8 +47,9 @@ register(ArchSpec(
     key_idea="Normalising activations over each mini-batch lets networks train with much higher "
              "learning rates and far less care over initialisation.",
     builds_on="vgg16",
-    changed="The same conv-pool stack as VGG, but every convolution is followed by batch norm: "
-            "depth stops being a training-stability problem.",
+    changed="A smaller VGG-style stack (four stages of two 3x3 convs, 32 to 256 channels, global average "
+            "pooling, no fully connected layers) with batch norm after every convolution: depth stops being "
+            "a training-stability problem.",
     reported=Reported(None, None, "1.2M (this net)", "-",
                       "Not a paper network: the paper's BN-Inception reached 74.8% top-1 "
                       "(BN-x30, single crop); this small net illustrates the layer."),

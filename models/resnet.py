@@ -37,8 +37,9 @@ register(ArchSpec(
     key_idea="Identity shortcuts: each block learns a residual added to its input, so very deep "
              "networks train as easily as shallow ones.",
     builds_on="vgg16",
-    changed="VGG-style 3x3 stacks gain batch norm and a shortcut around every pair of convs; the "
-            "fully connected layers go (global average pooling, as in NiN and GoogLeNet).",
+    changed="VGG-style 3x3 stacks gain batch norm and a shortcut around every pair of convs; VGG's two "
+            "4096-wide hidden fully connected layers go (global average pooling, as in NiN and GoogLeNet, "
+            "then one classifier layer).",
     reported=Reported(72.12, None, "11.7M", "Table 2, 10-crop testing, ILSVRC-2012 val (27.88% top-1 error)"),
     builder=resnet,
     presets={"paper": Preset(224, {"layers": (2, 2, 2, 2)}),
