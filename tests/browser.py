@@ -163,6 +163,16 @@ def hidden_columns(page) -> list[str]:
     }""")
 
 
+def hidden_rows(page, index: int = 0) -> dict:
+    """The `index`-th data frame of the page: its rows drawn and whether some can only be reached
+    by scrolling inside it (a model hidden in a scroll box)."""
+    return page.evaluate("""(i) => {
+        const df = document.querySelectorAll('[data-testid="stMain"] [data-testid="stDataFrame"]')[i];
+        const sc = df.querySelector('.dvn-scroller');
+        return {scrolls: sc.scrollHeight > sc.clientHeight + 2, height: sc.clientHeight, content: sc.scrollHeight};
+    }""", index)
+
+
 def blown_up_images(page, zoom: float = 1.55) -> list[str]:
     """Pictures drawn more than `zoom` times wider than their own pixels: a blur, not detail."""
     return page.evaluate(f"""() => {{

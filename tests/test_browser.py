@@ -698,3 +698,15 @@ def test_a_chart_and_a_filter_grid_save_as_png_for_slides(server, chromium, tmp_
         assert w == grid.evaluate("img => img.naturalWidth") and h == grid.evaluate("img => img.naturalHeight")
     finally:
         page.context.close()
+
+
+@pytest.mark.parametrize("path,index", [("Retrieval", 0), ("Compare", 0), ("Compare", 1)])
+def test_tables_of_models_show_every_model_at_1280(server, chromium, path, index):
+    """Issue 27: Retrieval's precision table hid MobileNetV2, the ViT and the Mixer in a scroll box."""
+    page = B.new_page(chromium, 1280)
+    try:
+        B.open_page(page, server, path)
+        rows = B.hidden_rows(page, index)
+        assert not rows["scrolls"], f"{path}: table {index} scrolls ({rows})"
+    finally:
+        page.context.close()
