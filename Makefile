@@ -5,12 +5,16 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-requirements
 
-.PHONY: app test browser
+.PHONY: app test test-fast browser
 app: $(STAMP)
 	$(VENV)/bin/streamlit run app.py
 
 test: $(STAMP) browser
 	$(PY) -m pytest -q
+
+# while iterating: everything but the browser, nginx, training and DDP groups (pytest.ini's markers)
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not browser and not proxy and not training and not ddp"
 
 $(STAMP): requirements.txt
 	test -x $(PY) || python3 -m venv $(VENV)

@@ -170,7 +170,19 @@ PROTOCOLS: dict[str, dict] = {
                       warmup_epochs=1.0, schedule="linear", label_smoothing=0.1, ema=0.0,
                       image_size=128, sizes="96,112,128", crop_scale_min=0.35, augment="none", erase=0.0,
                       mixup=0.0, cutmix=0.0, zero_init_residual=False, fused_optimizer=False, epochs=16),
+    # the ViT and the Mixer: the same schedule (warm-up, linear decay to zero, label smoothing, no
+    # EMA), AdamW as transformers need, one size (their token grid is fixed), no mixing or
+    # TrivialAugment (the GPU session's heavy augmentation cost a tiny ViT 5 points); hard
+    # distillation from a CNN (DeiT) is the protocol's, the teacher is named on the command line
+    # (the best CNN of the zoo at the time: `--teacher ARCH`)
+    "short-token": dict(optimizer="adamw", lr=1e-3, weight_decay=0.05, batch_size=128, warmup_epochs=2.0,
+                        schedule="linear", label_smoothing=0.1, ema=0.0, crop_scale_min=0.25, augment="none",
+                        erase=0.0, mixup=0.0, cutmix=0.0, grad_clip=1.0, distill_alpha=0.5,
+                        fused_optimizer=False, epochs=16),
 }
+TOKEN_MIXERS = ("vit", "mlp_mixer")
+# `--protocol short`: each network's family protocol, so one flag trains the whole zoo
+FAMILY_PROTOCOL = "short"
 NO_BATCHNORM = ("lenet5", "alexnet", "zfnet", "nin")  # the protocol's AdamW branch
 _PROTOCOL_NOBN = dict(optimizer="adamw", lr=1e-3, weight_decay=0.05)
 # classifiers that read a fixed-size map (fc6 of LeNet, AlexNet, ZFNet and VGG; the token grid of
@@ -182,8 +194,13 @@ def protocol_fields(name: str, arch: str) -> dict:
     """The fields protocol `name` sets for `arch` (empty for no protocol)."""
     if not name:
         return {}
+    if name == FAMILY_PROTOCOL:
+        name = "short-token" if arch in TOKEN_MIXERS else "short-cnn"
     if name not in PROTOCOLS:
-        raise SystemExit(f"unknown --protocol {name!r}; choose from {', '.join(PROTOCOLS)}")
+        raise SystemExit(f"unknown --protocol {name!r}; choose from {', '.join([FAMILY_PROTOCOL, *PROTOCOLS])}")
+    if (name == "short-token") != (arch in TOKEN_MIXERS):
+        raise SystemExit(f"--protocol {name} is not {arch}'s: the ViT and the Mixer take short-token, the "
+                         f"CNNs short-cnn (or pass --protocol {FAMILY_PROTOCOL})")
     fields = dict(PROTOCOLS[name], protocol=name)
     if name == "short-cnn" and arch in NO_BATCHNORM:
         fields.update(_PROTOCOL_NOBN)
@@ -218,7 +235,8 @@ def parse_config(argv=None) -> Config:
     arch = cli.get("arch", Config.arch)
     if arch not in RECIPES:
         p.error(f"unknown --arch {arch!r}; choose from {', '.join(RECIPES)}")
-    return Config(**{**RECIPES[arch], **protocol_fields(cli.get("protocol", ""), arch), **cli})
+    proto = protocol_fields(cli.get("protocol", ""), arch)
+    return Config(**{**RECIPES[arch], **proto, **cli, **({"protocol": proto["protocol"]} if proto else {})})
 
 
 def _bool(s: str) -> bool:

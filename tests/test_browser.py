@@ -20,6 +20,8 @@ import pytest
 
 import browser as B
 
+pytestmark = pytest.mark.browser
+
 REPO = Path(__file__).resolve().parent.parent
 if not Path(B.CHROMIUM).exists():
     if os.environ.get("VH_REQUIRE_BROWSER") == "1":

@@ -27,6 +27,7 @@ def test_snapshot_epochs():
     assert train.snapshot_epochs(1) == [0, 1]
 
 
+@pytest.mark.training
 def test_tiny_run_exports_snapshots_that_survive_resume(tiny_data, tmp_path):
     args = ["--arch", "lenet5", "--data", str(tiny_data), "--epochs", "6", "--out", str(tmp_path / "runs"),
             "--export", str(tmp_path / "ck"), "--batch_size", "20", "--progress", "false", "--ema", "0.5"]

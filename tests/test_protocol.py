@@ -64,9 +64,20 @@ def test_protocol_fields_apply_under_the_command_line():
     with pytest.raises(SystemExit):
         train.parse_config(["--arch", "resnet18", "--protocol", "no-such"])
     for arch in train.FIXED_INPUT:   # a classifier reading a fixed-size map trains at its one size
-        cfg = train.parse_config(["--arch", arch, "--protocol", "short-cnn"])
+        cfg = train.parse_config(["--arch", arch, "--protocol", "short"])
         assert cfg.sizes == "" and cfg.image_size == 0
         train.check_config(cfg)
+
+
+def test_one_flag_gives_each_family_its_protocol():
+    vit = train.parse_config(["--arch", "vit", "--protocol", "short", "--teacher", "resnet18"])
+    cnn = train.parse_config(["--arch", "densenet121", "--protocol", "short"])
+    assert (vit.protocol, vit.optimizer, vit.schedule, vit.sizes) == ("short-token", "adamw", "linear", "")
+    assert (cnn.protocol, cnn.optimizer, cnn.sizes) == ("short-cnn", "sgd", "96,112,128")
+    assert "--protocol short-token" in train.command(vit) and "--teacher resnet18" in train.command(vit)
+    for arch, wrong in (("vit", "short-cnn"), ("resnet18", "short-token")):
+        with pytest.raises(SystemExit, match="not"):
+            train.parse_config(["--arch", arch, "--protocol", wrong])
 
 
 def test_sizes_a_network_cannot_take_are_refused_before_training():
@@ -114,6 +125,7 @@ def _protocol_cmd(tiny_data, out, export, *extra):
             "--holdout", "0.34", "--evaluate", "false", *extra]
 
 
+@pytest.mark.training
 def test_protocol_run_resumes_to_zero_ships_the_ema_with_its_bn_statistics(tiny_data, tmp_path):
     """A protocol run killed after epoch 2 and resumed: the same rows as one uninterrupted run,
     the learning rate exactly 0 after the last step, sizes per epoch as declared, and the

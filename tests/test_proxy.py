@@ -17,6 +17,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "deploy"))
 import serve  # noqa: E402
 
+pytestmark = pytest.mark.proxy
+
 missing = [n for n, p in (("chromium", B.CHROMIUM), ("nginx", serve.NGINX)) if not Path(p).exists()]
 if missing:
     if os.environ.get("VH_REQUIRE_BROWSER") == "1":

@@ -29,6 +29,7 @@ TINY = ["--batch_size", "20", "--warmup_epochs", "1", "--mixup", "0", "--cutmix"
 
 
 @pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.training
 def test_tiny_run_learns_and_exports(arch, tiny_data, tmp_path):
     # 60 images, 3 steps an epoch (VGG-16 trains at 4 img/s here: 20 images, 2 steps); one optimiser
     # for all, since this checks the trainer, not the recipes, which are tuned for the full data on a GPU
@@ -65,6 +66,7 @@ def _train_cmd(tiny_data, out, *extra):
             "--epochs", "5", "--out", str(out), "--export", "", "--deterministic", "true", *TINY, *extra]
 
 
+@pytest.mark.training
 def test_kill_and_resume_matches_uninterrupted(tiny_data, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     subprocess.run(_train_cmd(tiny_data, tmp_path / "a"), check=True, env=env, capture_output=True)
@@ -90,6 +92,7 @@ def test_kill_and_resume_matches_uninterrupted(tiny_data, tmp_path):
     assert [{k: r[k] for k in keys} for r in resumed] == [{k: r[k] for k in keys} for r in straight]
 
 
+@pytest.mark.ddp
 def test_ddp_two_processes_gloo(tiny_data, tmp_path):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29517",
            str(REPO / "scripts" / "train.py"), "--arch", "lenet5", "--data", str(tiny_data), "--epochs", "8",
@@ -125,6 +128,7 @@ def test_holdout_split_disjoint_per_class_and_stable():
         data.holdout_split(labels, 1.0)
 
 
+@pytest.mark.training
 def test_holdout_run_never_reads_val(tiny_data, tmp_path, monkeypatch):
     splits = []
     real = data.load_split
@@ -281,11 +285,21 @@ def test_recipe_knobs_are_flags():
             train.check_config(train.parse_config(["--arch", "lenet5", *bad]))
 
 
-def test_every_recipe_is_a_valid_config():
+def test_every_recipe_is_a_valid_config_and_its_command_reproduces_it():
+    """Every recipe (and every recipe under the protocol) passes check_config, sets what RECIPES
+    says, and the command written on its card parses back to the same recipe."""
+    import shlex
     for arch in ARCHS:
-        train.check_config(train.parse_config(["--arch", arch]))
+        for extra in ([], ["--protocol", "short"]):
+            cfg = train.parse_config(["--arch", arch, *extra])
+            train.check_config(cfg)
+            want = {**train.RECIPES[arch], **train.protocol_fields(cfg.protocol, arch)}
+            assert all(getattr(cfg, k) == v for k, v in want.items()), arch
+            again = train.parse_config(shlex.split(train.command(cfg))[2:])
+            assert train.recipe(again) == train.recipe(cfg), (arch, extra)
 
 
+@pytest.mark.training
 def test_stem_init_std_draws_the_first_layer_as_the_papers_did(tiny_data, tmp_path):
     """AlexNet's and ZFNet's recipes draw conv1 from N(0, 0.01); the epoch-0 snapshot shows it."""
     assert train.RECIPES["alexnet"]["stem_init_std"] == train.RECIPES["zfnet"]["stem_init_std"] == 0.01
@@ -310,6 +324,7 @@ def test_zero_init_residual():
     assert train.zero_init_residual(models.create("alexnet")) == 0
 
 
+@pytest.mark.training
 def test_zero_init_residual_refused_without_blocks(tiny_data, tmp_path):
     cfg = train.parse_config(["--arch", "lenet5", "--data", str(tiny_data), "--zero_init_residual", "true",
                               "--out", str(tmp_path), "--export", "", *TINY])
@@ -327,6 +342,7 @@ def test_fused_optimizer_on_cuda_only():
         assert not train.build_optimizer(model, cfg, torch.device("cuda")).defaults.get("fused")
 
 
+@pytest.mark.training
 def test_compile_mode_reaches_torch_compile(tiny_data, tmp_path, monkeypatch):
     seen = []
     monkeypatch.setattr(torch, "compile", lambda m, mode=None: seen.append(mode) or m)
@@ -336,6 +352,7 @@ def test_compile_mode_reaches_torch_compile(tiny_data, tmp_path, monkeypatch):
     assert train.main(cfg)["finished"] and seen == ["max-autotune", "max-autotune"]
 
 
+@pytest.mark.training
 def test_resume_refuses_another_recipe(tiny_data, tmp_path):
     args = ["--arch", "lenet5", "--data", str(tiny_data), "--epochs", "3", "--out", str(tmp_path),
             "--export", "", *TINY]
@@ -358,6 +375,7 @@ def _zoo(tiny_data, tmp_path, *extra, timeout=600):
     return r.stdout, json.loads((tmp_path / "runs" / "zoo_status.json").read_text()), time.time() - t0
 
 
+@pytest.mark.training
 def test_train_zoo_continues_across_invocations(tiny_data, tmp_path):
     archs = ["--archs", "lenet5,mobilenet_v2", "--parallel", "2", "--epochs", "10"]
     # 1: each training may run for 1 s: mobilenet_v2 stops after an epoch or two, cleanly
@@ -398,6 +416,7 @@ def test_train_zoo_continues_across_invocations(tiny_data, tmp_path):
         assert (dest / "runs" / "zoo_status.json").exists()
 
 
+@pytest.mark.training
 def test_train_zoo_stops_runs_at_its_deadline(tiny_data, tmp_path):
     # the training's own budget (25 s) outlasts the invocation's hard stop (budget - 10 s)
     out, st, took = _zoo(tiny_data, tmp_path, "--archs", "mobilenet_v2", "--epochs", "500",
@@ -407,6 +426,7 @@ def test_train_zoo_stops_runs_at_its_deadline(tiny_data, tmp_path):
     assert st["runs"][0]["epochs_done"] < 500
 
 
+@pytest.mark.training
 def test_device_zoo_flow_fits_the_deadline_bundles_and_releases(tiny_data, tmp_path):
     """The GPU window rehearsed on the CPU: scripts/device_zoo.sh `run` says MPS is absent,
     starts every run at once, each fits its epochs to the shared deadline and its schedule
