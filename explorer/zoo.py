@@ -48,6 +48,7 @@ PAGES = {
     "pages/6_ViT_Attention.py": ("Attention", ":material/visibility:", "attention", "ViT_Attention"),
     "pages/7_Attributions.py": ("Attributions", ":material/explore:", "all", "Attributions"),
     "pages/10_Representations.py": ("Representations", ":material/hub:", "all", "Representations"),
+    "pages/11_Reliance.py": ("Reliance", ":material/shuffle:", "all", "Reliance"),
 }
 
 

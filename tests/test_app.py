@@ -137,7 +137,7 @@ def test_sidebar_says_home(app_checkpoints):
     """Issue 10, point 8: the first sidebar entry read "app"."""
     at = run_page("pages/2_Compare.py")
     labels = [p.proto.label for p in at.sidebar.get("page_link")]
-    assert labels[0] == "Home" and "app" not in labels and len(labels) == 11
+    assert labels[0] == "Home" and "app" not in labels and len(labels) == 12
 
 
 def test_classify_good_and_bad_uploads_in_one_session(app_checkpoints):

@@ -46,8 +46,9 @@ PAGES = {
     "ViT_Attention": "attention rollout" if (CHECKPOINTS / "vit" / "card.json").exists() else
                      "python scripts/train.py --arch vit",
     "Attributions": "Grad-CAM",
+    "Reliance": "models keep their answer",
 }
-UPLOAD_PAGES = ["Classify", "Filters", "Retrieval", "SE_Excitation", "Attributions"]
+UPLOAD_PAGES = ["Classify", "Filters", "Retrieval", "SE_Excitation", "Attributions", "Reliance"]
 
 
 @pytest.fixture(scope="module")
@@ -557,7 +558,7 @@ def test_attributions_of_an_upload_show_gradcam_at_once_and_the_rest_on_a_click(
 HOSTILE = ("[click](https://example.com/evil) ![i](https://example.com/p.png) :red[red] $x^2$ ~~s~~ *em* "
            "**b** `c` :material/home: :smile: <b>h</b> www.example.com a@b.co # h \u202egnp.png")
 FORMULA = "=SUM(1,2)\u200b.png"
-NAME_PAGES = ["Classify", "Filters", "Retrieval", "SE_Excitation", "ViT_Attention", "Attributions"]
+NAME_PAGES = ["Classify", "Filters", "Retrieval", "SE_Excitation", "ViT_Attention", "Attributions", "Reliance"]
 
 
 def made_from_a_name(page) -> list[str]:
