@@ -52,7 +52,7 @@ import browser as B  # noqa: E402  (tests/browser.py: the app driven in Chromium
 # page path -> does it take an uploaded image
 PAGES = {"": False, "Classify": True, "Compare": False, "Anatomy": False, "Filters": True, "Units": False,
          "Retrieval": True, "SE_Excitation": True, "ViT_Attention": True, "Attributions": True,
-         "Representations": False}
+         "Representations": False, "Reliance": True}
 TARGET_S = 0.3
 
 
