@@ -173,11 +173,11 @@ PROTOCOLS: dict[str, dict] = {
     # the ViT and the Mixer: the same schedule (warm-up, linear decay to zero, label smoothing, no
     # EMA), AdamW as transformers need, one size (their token grid is fixed), no mixing or
     # TrivialAugment (the GPU session's heavy augmentation cost a tiny ViT 5 points); hard
-    # distillation from a CNN (DeiT) is the protocol's, the teacher is named on the command line
-    # (the best CNN of the zoo at the time: `--teacher ARCH`)
+    # distillation from a CNN (DeiT) is the protocol's: the teacher is the best CNN of the zoo when
+    # the run starts (`--teacher best`, resolved by parse_config and recorded as the arch it chose)
     "short-token": dict(optimizer="adamw", lr=1e-3, weight_decay=0.05, batch_size=128, warmup_epochs=2.0,
                         schedule="linear", label_smoothing=0.1, ema=0.0, crop_scale_min=0.25, augment="none",
-                        erase=0.0, mixup=0.0, cutmix=0.0, grad_clip=1.0, distill_alpha=0.5,
+                        erase=0.0, mixup=0.0, cutmix=0.0, grad_clip=1.0, teacher="best", distill_alpha=0.5,
                         fused_optimizer=False, epochs=16),
 }
 TOKEN_MIXERS = ("vit", "mlp_mixer")
@@ -236,7 +236,30 @@ def parse_config(argv=None) -> Config:
     if arch not in RECIPES:
         p.error(f"unknown --arch {arch!r}; choose from {', '.join(RECIPES)}")
     proto = protocol_fields(cli.get("protocol", ""), arch)
-    return Config(**{**RECIPES[arch], **proto, **cli, **({"protocol": proto["protocol"]} if proto else {})})
+    cfg = Config(**{**RECIPES[arch], **proto, **cli, **({"protocol": proto["protocol"]} if proto else {})})
+    if cfg.teacher == BEST_TEACHER:
+        cfg.teacher = best_teacher(Path(cfg.teacher_dir or REPO / "checkpoints"))
+    return cfg
+
+
+BEST_TEACHER = "best"
+
+
+def best_teacher(checkpoints: Path) -> str:
+    """The shipped CNN with the highest val top-1 (the ViT and the Mixer never teach)."""
+    best = None
+    for card_path in sorted(Path(checkpoints).glob("*/card.json")):
+        try:
+            card = json.loads(card_path.read_text())
+        except (OSError, ValueError):
+            continue
+        top1 = (card.get("metrics") or {}).get("val_top1")
+        arch = card.get("arch", card_path.parent.name)
+        if top1 is not None and arch not in TOKEN_MIXERS and (best is None or top1 > best[1]):
+            best = (arch, top1)
+    if best is None:
+        raise SystemExit(f"--teacher best: no CNN checkpoint with a val top-1 in {checkpoints}")
+    return best[0]
 
 
 def _bool(s: str) -> bool:

@@ -70,7 +70,7 @@ def test_protocol_fields_apply_under_the_command_line():
 
 
 def test_one_flag_gives_each_family_its_protocol():
-    vit = train.parse_config(["--arch", "vit", "--protocol", "short", "--teacher", "resnet18"])
+    vit = train.parse_config(["--arch", "vit", "--protocol", "short", "--teacher", "resnet18"])   # named: kept
     cnn = train.parse_config(["--arch", "densenet121", "--protocol", "short"])
     assert (vit.protocol, vit.optimizer, vit.schedule, vit.sizes) == ("short-token", "adamw", "linear", "")
     assert (cnn.protocol, cnn.optimizer, cnn.sizes) == ("short-cnn", "sgd", "96,112,128")
@@ -78,6 +78,19 @@ def test_one_flag_gives_each_family_its_protocol():
     for arch, wrong in (("vit", "short-cnn"), ("resnet18", "short-token")):
         with pytest.raises(SystemExit, match="not"):
             train.parse_config(["--arch", arch, "--protocol", wrong])
+
+
+def test_the_token_mixers_distil_from_the_best_cnn_of_the_zoo(tmp_path):
+    import json
+    for arch, top1 in (("resnet18", 80.0), ("bn_convnet", 82.5), ("vit", 90.0), ("alexnet", None)):
+        (tmp_path / arch).mkdir()
+        (tmp_path / arch / "card.json").write_text(json.dumps({"arch": arch, "metrics": {"val_top1": top1}
+                                                               if top1 else {}}))
+    assert train.best_teacher(tmp_path) == "bn_convnet"          # the ViT's 90 does not count: it never teaches
+    cfg = train.parse_config(["--arch", "mlp_mixer", "--protocol", "short", "--teacher_dir", str(tmp_path)])
+    assert cfg.teacher == "bn_convnet" and "--teacher bn_convnet" in train.command(cfg)
+    with pytest.raises(SystemExit, match="no CNN checkpoint"):
+        train.best_teacher(tmp_path / "vit")
 
 
 def test_sizes_a_network_cannot_take_are_refused_before_training():
