@@ -4,10 +4,8 @@ parameters get no weight decay; progressive sizes per epoch as declared; the car
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -20,7 +18,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "scripts"))
 import train  # noqa: E402
 
-from test_train import TINY, _rows  # noqa: E402
+from test_train import TINY, _rows, kill_after_epoch  # noqa: E402
 
 
 @pytest.mark.parametrize("kind", ["linear", "cosine"])
@@ -152,16 +150,7 @@ def test_protocol_run_resumes_to_zero_ships_the_ema_with_its_bn_statistics(tiny_
     assert all(r["holdout_top1_raw"] != "" for r in straight)  # the raw weights scored beside the EMA
 
     state = tmp_path / "b" / "bn_convnet-explorer" / "state.pt"
-    proc = subprocess.Popen(_protocol_cmd(tiny_data, tmp_path / "b", tmp_path / "ck_b"), env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while time.time() < deadline and proc.poll() is None:
-        if state.exists() and torch.load(state, weights_only=True)["epoch"] >= 2:
-            break
-        time.sleep(0.05)
-    assert proc.poll() is None, "the run ended before it could be killed; make it longer"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    kill_after_epoch(_protocol_cmd(tiny_data, tmp_path / "b", tmp_path / "ck_b"), state, env)
     subprocess.run(_protocol_cmd(tiny_data, tmp_path / "b", tmp_path / "ck_b", "--resume", "true"), check=True,
                    env=env, capture_output=True)
     resumed = _rows(tmp_path / "b" / "bn_convnet-explorer" / "metrics.csv")

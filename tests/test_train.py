@@ -66,6 +66,19 @@ def _train_cmd(tiny_data, out, *extra):
             "--epochs", "5", "--out", str(out), "--export", "", "--deterministic", "true", *TINY, *extra]
 
 
+def kill_after_epoch(cmd: list[str], state: Path, env: dict, epoch: int = 2) -> None:
+    """Start a training and SIGKILL it once its state file has `epoch` epochs in it."""
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if state.exists() and torch.load(state, weights_only=True)["epoch"] >= epoch:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before it could be killed; make it longer"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+
 @pytest.mark.training
 def test_kill_and_resume_matches_uninterrupted(tiny_data, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -73,16 +86,7 @@ def test_kill_and_resume_matches_uninterrupted(tiny_data, tmp_path):
     straight = _rows(tmp_path / "a" / "bn_convnet-explorer" / "metrics.csv")
 
     state = tmp_path / "b" / "bn_convnet-explorer" / "state.pt"
-    proc = subprocess.Popen(_train_cmd(tiny_data, tmp_path / "b"), env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while time.time() < deadline and proc.poll() is None:
-        if state.exists() and torch.load(state, weights_only=True)["epoch"] >= 2:
-            break
-        time.sleep(0.05)
-    assert proc.poll() is None, "the run ended before it could be killed; make it longer"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    kill_after_epoch(_train_cmd(tiny_data, tmp_path / "b"), state, env)
     killed_at = torch.load(state, weights_only=True)["epoch"]
     assert 2 <= killed_at < 5
     subprocess.run(_train_cmd(tiny_data, tmp_path / "b", "--resume", "true"), check=True, env=env,
