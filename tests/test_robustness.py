@@ -72,3 +72,17 @@ def test_severity_zero_reproduces_the_clean_accuracy(tiny_data, tmp_path):
         assert all(len(v) == len(robustness.SEVERITIES) for v in m["corrupted_top1"].values())
     curve, summary = robustness.rows(robustness.load(tmp_path / robustness.ROBUSTNESS), {}, {"lenet5": 1998})
     assert {r["severity"] for r in curve} == {0, 1, 2, 3} and len(summary) == 2
+
+
+def test_the_subset_sentence_gives_the_gap_and_what_sampling_alone_explains():
+    """Issue 27: the page called a 3.2-point gap between the 500-image subset and the card "a little"."""
+    summary = [{"arch": "alexnet", "model": "AlexNet", "clean top-1 (%)": 77.0},
+               {"arch": "resnet18", "model": "ResNet-18", "clean top-1 (%)": 80.0}]
+    cards = {"alexnet": {"metrics": {"val_top1": 73.83, "val_images": 3925}},
+             "resnet18": {"metrics": {"val_top1": 80.18, "val_images": 3925}}}
+    s = robustness.subset_sentence(summary, cards, 500)
+    assert "by 1.7 points on average and at most 3.2 (AlexNet: 77.0 here, 73.83 on its card)" in s
+    # binomial standard error at p = 0.7383 on 500 of 3,925 images, with the finite-population correction
+    se = 100 * (0.7383 * 0.2617 / 500 * (1 - 500 / 3925)) ** 0.5
+    assert f"about {se:.1f} points (one standard error), so gaps up to about {2 * se:.1f}" in s
+    assert robustness.subset_sentence(summary, {}, 500) == ""
