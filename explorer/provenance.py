@@ -93,7 +93,8 @@ def zoo_sentence(cards: dict[str, dict]) -> str:
         return ""
     fs = {a: facts(a, c) for a, c in cards.items()}
     epochs = sorted(f["epochs"] for f in fs.values() if f["epochs"])
-    crops = sorted({f["crops"] for f in fs.values()}, key=lambda c: [int(x) for x in re.findall(r"\d+", c)])
+    fixed = sorted({f["crops"] for f in fs.values() if "→" not in f["crops"]}, key=lambda c: int(c.split()[0]))
+    growing = sorted({f["crops"] for f in fs.values() if "→" in f["crops"]})
     protocols = sorted({c.get("protocol") for c in cards.values() if c.get("protocol")})
     own = [a for a, c in cards.items() if not c.get("protocol")]
     gpu = [a for a, f in fs.items() if not f["hardware"].startswith("CPU")]
@@ -106,7 +107,9 @@ def zoo_sentence(cards: dict[str, dict]) -> str:
     span = f"{epochs[0]} to {epochs[-1]} epochs" if epochs[0] != epochs[-1] else f"{epochs[0]} epochs"
     images = sorted({(c.get("dataset") or {}).get("train_images") for c in cards.values()} - {None})
     of = f"Imagenette's {images[0]:,} training images" if len(images) == 1 else "Imagenette's training split"
+    crops = [_or(fixed)] if fixed else []
+    crops += [f"growing {g}" for g in growing]
     text = (f"All {len(cards)} trained networks learned from scratch on {of} {where}, "
-            f"{how}: {span}, crops of {_or(crops)}")
+            f"{how}: {span}, crops of {', or '.join(crops)}")
     text += (f"; {len(taught)} learned from a teacher's answers: {', '.join(taught)}." if taught else ".")
     return text + " Each card below says its own budget; Compare sets accuracy against it."

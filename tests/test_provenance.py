@@ -49,3 +49,11 @@ def test_the_zoo_sentence_counts_what_the_cards_say():
     assert "1 learned from a teacher's answers: vit (from SE-ResNet-18)" in s.replace("Vision Transformer", "vit")
     mixed = provenance.zoo_sentence({**cards, "resnet34": _card("resnet34", protocol="short-cnn")})
     assert "1 under the short-cnn protocol and 3 each with its own recipe" in mixed
+
+
+def test_the_zoo_sentence_names_growing_crops_apart():
+    cards = {"resnet18": _card(train_sizes=[96] * 6 + [112] * 5 + [128] * 5, protocol="short-cnn", epochs=16),
+             "alexnet": _card("alexnet", 14, 0), "nin": _card("nin", 12, 96)}
+    s = provenance.zoo_sentence(cards)
+    assert ("1 under the short-cnn protocol and 2 each with its own recipe: 12 to 16 epochs, crops of 96 or 128 px, "
+            "or growing 96 → 112 → 128 px.") in s
