@@ -203,7 +203,12 @@ def orders_sentence(rows: list[dict], cards: dict[str, dict] | None = None) -> s
     if not flipped:
         return (f"The {len(rows)} networks whose papers report an ImageNet top-1 come in the same order here as in "
                 f"their papers: all {n} pairs agree.")
-    shown = sorted(flipped, key=lambda p: -abs(p[0]["paper_top1"] - p[1]["paper_top1"]))[:4]
+    # the widest swaps first, at most one pair per model, so that four pairs name eight networks
+    shown, used = [], set()
+    for hi, lo in sorted(flipped, key=lambda p: -abs(p[0]["paper_top1"] - p[1]["paper_top1"])):
+        if hi["model"] not in used and lo["model"] not in used and len(shown) < 4:
+            shown.append((hi, lo))
+            used |= {hi["model"], lo["model"]}
     pairs = "; ".join(f"{hi['model']} is above {lo['model']} here ({hi['ours_top1']:.1f} against {lo['ours_top1']:.1f}), "
                       f"below it in the papers ({hi['paper_top1']:.1f} against {lo['paper_top1']:.1f})"
                       for hi, lo in shown)

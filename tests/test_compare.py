@@ -84,6 +84,7 @@ def test_orders_sentence_names_the_pairs_that_swap():
     s = orders_sentence(rows)
     assert "2 keep their order here and 4 swap" in s
     assert "ResNet-18 is above ResNet-34 here (80.2 against 79.5), below it in the papers (72.1 against 75.5)" in s
+    assert "AlexNet is above ViT here" in s and s.count("is above") == 2   # one pair per model: 2 pairs, 4 models
     assert "budget" in s and "128 px" in s and "1.28 million" in s
 
 
