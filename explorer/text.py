@@ -8,9 +8,10 @@ extensions: links and images, emphasis, KaTeX between dollars, `:red[...]` colou
 does three things: control and format characters (newlines, the bidirectional overrides that
 reorder a name on screen, zero-width characters) become a visible `[U+XXXX]`; every ASCII
 punctuation character is backslash-escaped (CommonMark allows it for all of them); and an
-invisible word joiner (U+2060) goes before every `:`, `.` and `@`, which breaks `www.`,
-`https:`, `a@b` and `:name:` for every autolink, icon and shortcode pattern. The name reads as
-typed.
+invisible word joiner (U+2060) goes after every `:`, before every `@` and between `www` and its
+dot, which breaks `https://`, `a@b`, `www.` and `:name:` for every autolink, icon and shortcode
+pattern. The name reads as typed, and a plain `photo.jpg` is the same characters in the page
+(find-in-page and copying work).
 
 `csv_cell` keeps a spreadsheet from reading an exported cell as a formula (OWASP's advice:
 a leading `=`, `+`, `-`, `@`, tab or carriage return gets a `'` in front).
@@ -22,7 +23,7 @@ import unicodedata
 
 WORD_JOINER = "\u2060"
 _PUNCT = re.compile(r"([!-/:-@\[-`{-~])")  # every ASCII punctuation character
-_BREAK = re.compile(r"(\\[:.@])")             # one of them, escaped
+_COLON, _AT, _WWW = re.compile(r"(\\:)"), re.compile(r"(\\@)"), re.compile(r"(?i)(www)(\\\.)")
 
 
 def visible_controls(text: str) -> str:
@@ -33,7 +34,9 @@ def visible_controls(text: str) -> str:
 def plain(text: str) -> str:
     """`text` for any Streamlit element that renders Markdown, shown exactly as typed."""
     text = _PUNCT.sub(r"\\\1", visible_controls(str(text)))
-    return _BREAK.sub(WORD_JOINER + r"\1", text)
+    text = _COLON.sub(r"\1" + WORD_JOINER, text)
+    text = _AT.sub(WORD_JOINER + r"\1", text)
+    return _WWW.sub(r"\1" + WORD_JOINER + r"\2", text)
 
 
 def shown(text: str) -> str:

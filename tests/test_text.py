@@ -16,8 +16,15 @@ def test_plain_escapes_every_ascii_punctuation_and_breaks_autolinks(name):
     for i, c in enumerate(out):
         if c in "[]()!:$~*_#<>`-.@" and (i == 0 or out[i - 1] != "\\"):
             raise AssertionError(f"{c!r} unescaped at {i} in {out!r}")
-    for pattern in (":", ".", "@"):
-        assert all(part.endswith(text.WORD_JOINER + "\\") for part in out.split(pattern)[:-1])
+    assert all(part.startswith(text.WORD_JOINER) for part in out.split("\\:")[1:])      # after every colon
+    assert all(part.endswith(text.WORD_JOINER) for part in out.split("\\@")[:-1])      # before every @
+    assert "www\\." not in out.lower()                                                # www and its dot apart
+
+
+def test_an_ordinary_name_is_the_same_characters_in_the_page():
+    """Find-in-page and copying see the name itself: no invisible joiner in `photo_2.jpg`."""
+    assert text.unescape(text.plain("photo_2 (1).jpg")) == "photo_2 (1).jpg"
+    assert text.WORD_JOINER not in text.plain("photo_2 (1).jpg")
 
 
 def test_controls_and_bidi_overrides_become_visible():
