@@ -106,7 +106,7 @@ for col, arch in zip(cols, chosen):
     r = results[arch]
     with col:
         st.subheader(ui.title_of(loaded, arch))
-        st.image(tensor_preview(r["x"]), width=180,
+        st.image(ui.magnify(tensor_preview(r["x"]), 180), width=180,   # small inputs kept sharp
                  caption=f"explaining {data.NAMES[r['target']]} (p = {r['p']:.1%}); the {r['x'].shape[-1]} px input")
 for method in methods:
     meta = METHODS[method]

@@ -59,6 +59,9 @@ def test_protocol_fields_apply_under_the_command_line():
     nobn = train.parse_config(["--arch", "alexnet", "--protocol", "short-cnn"])
     assert nobn.optimizer == "adamw" and nobn.schedule == "linear" and nobn.sizes == ""   # AlexNet: fixed fc6 input
     assert "--protocol short-cnn --epochs 9" in train.command(cfg)
+    vgg = train.parse_config(["--arch", "vgg16", "--protocol", "short-cnn"])   # the declared exception
+    assert (vgg.lr, vgg.optimizer, vgg.schedule) == (0.02, "sgd", "linear") and cfg.lr == 0.1
+    assert train.parse_config(["--arch", "vgg16", "--protocol", "short-cnn", "--lr", "0.05"]).lr == 0.05
     with pytest.raises(SystemExit):
         train.parse_config(["--arch", "resnet18", "--protocol", "no-such"])
     for arch in train.FIXED_INPUT:   # a classifier reading a fixed-size map trains at its one size
