@@ -255,7 +255,7 @@ def robust_scale(maps: list[torch.Tensor], shared: bool = False,
     return out, spans
 
 
-def _cmap(signed: bool):
+def colormap(signed: bool):
     import matplotlib
     return matplotlib.colormaps["RdBu_r" if signed else "inferno"]
 
@@ -264,7 +264,7 @@ def overlay(image_u8: np.ndarray, heat: torch.Tensor, signed: bool, alpha: float
     """A scaled map ([-1, 1] signed, [0, 1] unsigned) coloured and laid over a grey copy of the
     image; where the map is near zero the photo shows through. Returns (H, W, 3) uint8."""
     h = heat.clamp(-1, 1).numpy()
-    rgb = _cmap(signed)((h + 1) / 2 if signed else h)[..., :3]
+    rgb = colormap(signed)((h + 1) / 2 if signed else h)[..., :3]
     strength = (np.abs(h) if signed else h)[..., None]
     img = image_u8.astype(np.float32) / 255
     if img.ndim == 2:
@@ -277,7 +277,7 @@ def overlay(image_u8: np.ndarray, heat: torch.Tensor, signed: bool, alpha: float
 def colorbar(signed: bool, width: int = 256, height: int = 12) -> np.ndarray:
     """The colour key as an image: left to right from -1 (or 0) to +1."""
     v = np.linspace(0, 1, width)
-    strip = _cmap(signed)(v)[..., :3]
+    strip = colormap(signed)(v)[..., :3]
     return (np.repeat(strip[None], height, 0) * 255).astype(np.uint8)
 
 

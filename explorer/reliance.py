@@ -222,3 +222,26 @@ def mass_radius(erf: torch.Tensor, share: float = 0.9) -> float:
 def linf_steps(eps: float) -> float:
     """A perturbation size in steps of 1/255 of the pixel range."""
     return round(eps * 255, 3)
+
+
+def answer_rows(clean: dict, now: dict, titles: dict[str, str]) -> list[dict]:
+    """Per model: its answer to the clean image, to the changed one, that answer's probability, and
+    whether it kept the clean answer."""
+    return [{"model": titles[a], "clean image": data.NAMES[clean[a][0]], "this image": data.NAMES[now[a][0]],
+             "p": now[a][1], "kept": "yes" if now[a][0] == clean[a][0] else "changed"} for a in now]
+
+
+def kept_line(rows: list[dict]) -> str:
+    """How many models keep their clean answer, naming them when few enough to read."""
+    kept = [r["model"] for r in rows if r["kept"] == "yes"]
+    return (f"**{len(kept)} of {len(rows)}** models keep their answer to the clean image"
+            + (f": {', '.join(kept)}." if 0 < len(kept) <= 8 else "." if kept else "; every one changes it."))
+
+
+def transfer_line(clean: dict, fooled: dict, arch: str, titles: dict[str, str]) -> str:
+    """What one adversarial image did to the model it was made for and to the others."""
+    others = [a for a in fooled if a != arch]
+    moved = [titles[a] for a in others if fooled[a][0] != clean[a][0]]
+    own = "fools it" if fooled[arch][0] != clean[arch][0] else "does not change its answer"
+    return (f"Made against {titles[arch]}, the image {own}; it changes the answer of "
+            f"**{len(moved)} of the {len(others)} other models**" + (f" ({', '.join(moved)})." if moved else "."))

@@ -20,7 +20,8 @@ the old weights, is removed), then `evaluate.quantize_checkpoint` (top-1 before 
 int8; a checkpoint that is int8 already is just evaluated), then, on a CPU with native bf16,
 `evaluate.measure_bf16` (whether the app may serve it in bf16). Then, once for all: retrieval
 gallery and indexes, SE profiles, unit tops, attention figures, robustness (rows of models
-not released are kept), representations (CKA Gram matrices, probes, map), the README's zoo table.
+not released are kept), representations (CKA Gram matrices, probes, map), reliance (and the
+zoo's transfer matrix), the README's zoo table.
 """
 from __future__ import annotations
 
@@ -102,6 +103,7 @@ def refresh_side_files(checkpoints: Path, root: Path, archs: list[str], readme: 
     import attention_figures
     import build_index
     import robustness as robustness_script
+    import reliance
     import representations
     import se_profiles
     import units as units_script
@@ -113,6 +115,7 @@ def refresh_side_files(checkpoints: Path, root: Path, archs: list[str], readme: 
         ("attention figures (attention_figures.py)", lambda: attention_figures.build(checkpoints, root, archs)),
         ("robustness (robustness.py)", lambda: robustness_script.build(checkpoints, root, archs)),
         ("representations (representations.py)", lambda: representations.build(checkpoints, root, archs)),
+        ("reliance (reliance.py)", lambda: reliance.build(checkpoints, root, archs)),
         ("zoo table (zoo_table.py)", lambda: zoo_table.main(["--readme", str(readme), "--checkpoints", str(checkpoints)])),
     ]
     for name, fn in steps:

@@ -25,9 +25,11 @@ import torch  # noqa: E402
 import models  # noqa: E402
 
 
-def build(dest: Path, data_root: Path, archs: list[str] | None = None, per_class: int = 3) -> Path:
+def build(dest: Path, data_root: Path, archs: list[str] | None = None, per_class: int = 3,
+          reliance: bool = False) -> Path:
     """Checkpoints of `archs` (default: all 14) in `dest`, scored on `data_root`'s val split,
-    and every side file built from them on that data."""
+    and every side file built from them on that data (the reliance files, on 10 images and a 3x3
+    grid of frequencies, when asked: they cost a minute for the 14)."""
     import attention_figures
     import build_index
     import representations as representations_script
@@ -49,6 +51,9 @@ def build(dest: Path, data_root: Path, archs: list[str] | None = None, per_class
     attention_figures.build(dest, data_root, per_class=1)
     robustness_script.build(dest, data_root, per_class=1)
     representations_script.build(dest, data_root)
+    if reliance:
+        import reliance as reliance_script
+        reliance_script.build(dest, data_root, n_images=10, freqs=(-48, 0, 48))
     return dest
 
 

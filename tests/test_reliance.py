@@ -2,6 +2,7 @@
 the effective receptive field, checked against what each measurement promises (issue 29)."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -112,3 +113,109 @@ def test_a_trained_network_sees_the_shuffle_and_the_whole_zoo_answers():
         y = m(x).argmax(-1)
     assert reliance.fooling_rate(m, x, y) == 0
     assert reliance.fooling_rate(m, reliance.pgd(m, x, y, 8 / 255, steps=5), y) > 0.5
+
+
+# --- the zoo-wide side file (explorer.reliance_zoo, scripts/reliance.py) ----------------------
+
+def _lenet_checkpoint(tmp_path, seed=0):
+    torch.manual_seed(seed)
+    m = models.create("lenet5")
+    models.save(m, tmp_path / "lenet5", {"num_classes": 10, "epochs": 1, "title": "LeNet-5",
+                                         "classes": [{"wnid": w, "name": n} for w, n in models.data.CLASSES]})
+    return models.load("lenet5", tmp_path)
+
+
+def test_the_reliance_file_refuses_other_weights_and_holds_what_was_measured(tiny_data, tmp_path):
+    from explorer import reliance_zoo as rz
+    model, card = _lenet_checkpoint(tmp_path)
+    result = rz.compute("lenet5", model, card, tiny_data, n_images=20, freqs=(-56, -8, 0, 8, 56), log=lambda s: None)
+    path = tmp_path / "lenet5" / rz.FILE
+    rz.save(path, result, card, model.input_size)
+    r = rz.load(path, card)
+    assert r is not None and r.shuffle == pytest.approx(result["shuffle"]) and r.meta["n_images"] == 20
+    # the curves start at the clean image: grid 1, nothing hidden and size 0 are the same top-1
+    assert r.shuffle[0] == r.drop[0] == r.fgsm[0] == r.pgd[0] == rz.top1(reliance.Normalised(model), *rz.subset(tiny_data, 20)[:2])
+    # the Fourier map's centre is the clean error, and (u, v) is (-u, -v)
+    f = r.meta["freqs"]
+    c = f.index(0)
+    assert r.fourier[c, c] == pytest.approx(100 - r.shuffle[0])
+    assert np.allclose(r.fourier, r.fourier[::-1, ::-1])
+    assert len(r.erf) == len(r.erf_random) == len(r.layers) > 0
+    assert all(abs(float(m.sum()) - 1) < 1e-2 for m in r.erf)
+    other = dict(card, weights=[dict(w, sha256="0" * 64) for w in card["weights"]])
+    assert rz.load(path, other) is None                  # other weights: refused, not shown
+    _, card2 = _lenet_checkpoint(tmp_path / "b", seed=1)
+    assert rz.load(path, card2) is None
+
+
+def test_the_zoo_transfer_diagonal_is_white_box_and_retrained_models_drop_out(tiny_data, tmp_path):
+    from explorer import reliance_zoo as rz
+    torch.manual_seed(0)
+    zoo = {"a": _tiny_model(), "b": nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 10)).eval()}
+    zoo = {k: _Sized(m) for k, m in zoo.items()}
+    x, y = _images(12), torch.arange(12) % 10
+    t = rz.transfer(zoo, x, y, steps=8, log=lambda s: None)
+    for k, m in zoo.items():
+        w = reliance.Normalised(m).eval()
+        with torch.no_grad():
+            right = w(x).argmax(-1) == y
+        adv = rz.attacked(w, x, y, "pgd", 8)
+        assert t[k][k] == round(100 * reliance.fooling_rate(w, adv, y, right), 1)
+    cards = {k: {"arch": k, "weights": [{"sha256": k * 64}]} for k in zoo}
+    rz.save_transfer(tmp_path / "t.json", t, cards, [f"f{i}" for i in range(12)], "fp")
+    assert rz.load_transfer(tmp_path / "t.json", cards)["fooling_rate"] == t
+    cards["b"] = {"arch": "b", "weights": [{"sha256": "c" * 64}]}      # b retrained: its row and column go
+    assert rz.load_transfer(tmp_path / "t.json", cards) is None         # one model left: no matrix
+
+
+class _Sized(nn.Module):
+    """A test model with the zoo's attributes (`Normalised` reads input_size and in_chans)."""
+    def __init__(self, m):
+        super().__init__()
+        self.m, self.input_size, self.in_chans = m, 32, 3
+
+    def forward(self, x):
+        return self.m(x)
+
+
+def _rel(arch, shuffle, pgd=(90, 50, 20, 5, 0), fgsm=(90, 60, 40, 20, 10), low=0.0, high=0.0, erf=(4.0, 3.0)):
+    from explorer import reliance_zoo as rz
+    f = (-48, -8, 0, 8, 48)
+    band = np.maximum(np.abs(np.array(f))[:, None], np.abs(np.array(f))[None, :])
+    fourier = np.where(band >= 40, 10 + high, np.where(band >= 8, 10 + low, 10.0))
+    maps = []
+    for radius in erf:        # a square of ones of the given half-width in a 32 px map
+        m = np.zeros((32, 32), np.float32)
+        r = int(radius)
+        m[16 - r:16 + r, 16 - r:16 + r] = 1
+        maps.append(m / m.sum())
+    meta = {"grids": [1, 2, 4, 8, 16], "fractions": [0, .1, .25, .5, .75, .9], "eps_steps": [0, 1, 2, 4, 8],
+            "freqs": list(f)}
+    layers = [{"label": "stage", "rf": 100.0, "whole": False, "input": 32}]
+    return rz.Reliance(arch, list(shuffle), list(shuffle) + [10.0], list(fgsm), list(pgd), fourier, layers,
+                       maps[:1], maps[1:], meta)
+
+
+def test_the_reliance_sentences_name_what_the_numbers_show():
+    from explorer import reliance_zoo as rz
+    titles = {"resnet18": "ResNet-18", "vgg16": "VGG-16", "vit": "ViT"}
+    rel = {"resnet18": _rel("resnet18", (90, 80, 40, 20, 15)), "vgg16": _rel("vgg16", (80, 60, 20, 10, 10)),
+           "vit": _rel("vit", (70, 65, 60, 50, 30))}
+    s = rz.kept_sentence(rel, titles, "shuffle", 4)
+    assert "ViT keeps the most of its clean top-1 (86% of it) and VGG-16 the least (25%)" in s
+    assert "as Naseer et al. found" in s
+    rel["vit"] = _rel("vit", (70, 20, 10, 10, 10))
+    assert "the opposite of what Naseer" in rz.kept_sentence(rel, titles, "shuffle", 4)
+    a = rz.adversarial_sentence(rel, titles)
+    assert "PGD at 2/255" in a and "3 of 3 models are at chance" in a and "for 3 of 3 models" in a
+    f = rz.fourier_sentence(_rel("resnet18", (90,) * 5, high=30), _rel("vit", (90,) * 5, low=20), "ResNet-18", "ViT")
+    assert "adds +30 points of error to ResNet-18 and +0 to ViT" in f
+    assert "ResNet-18 is the more fragile at high frequencies" in f and "ViT is the more fragile at low" in f
+    e = rz.erf_sentence({"resnet18": _rel("resnet18", (90,) * 5, erf=(4.0, 8.0))}, titles)
+    assert "shrank it in 1" in e and "(ResNet-18)" in e
+    t = {"steps": 4, "fooling_rate": {"resnet18": {"resnet18": 100, "vgg16": 60, "vit": 10},
+                                      "vgg16": {"resnet18": 50, "vgg16": 100, "vit": 20},
+                                      "vit": {"resnet18": 5, "vgg16": 15, "vit": 90}}}
+    ts = rz.transfer_sentence(t, titles)
+    assert "made for ResNet-18, they fool VGG-16 on 60%" in ts
+    assert "Between two CNNs they transfer at a median of 55%" in ts and "at 12%: less, as Mahmood" in ts
