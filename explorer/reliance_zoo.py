@@ -6,8 +6,8 @@ evaluation view ([0, 1] pixels), resized to the model's own input size inside `N
 
 * **Shuffle and drop**: top-1 with the image cut into g x g patches and shuffled (GRIDS), and with
   a share of its 8 x 8 patches replaced by the mean colour (FRACTIONS), N_IMAGES images.
-* **Adversarial**: top-1 under FGSM (N_IMAGES images) and 10-step PGD (N_PGD images, the first of
-  the same subset) at L-infinity sizes EPS_STEPS / 255, untargeted, against the true class.
+* **Adversarial**: top-1 under FGSM and 10-step PGD, both on the same N_PGD images (the first of the
+  subset), at L-infinity sizes EPS_STEPS / 255, untargeted, against the true class.
 * **Transfer**: PGD images at TRANSFER_STEPS / 255 made for each model, scored by every other one
   (`checkpoints/transfer.json`, one file for the zoo, each model's weights named by their sha256).
 * **Fourier**: the error under additive noise of one spatial frequency (u, v) of the 128 px view
@@ -42,8 +42,8 @@ FILE = "reliance.safetensors"
 TRANSFER = "transfer.json"
 SEED = 0
 SIZE = 128                          # the evaluation view every model is given
-N_IMAGES = 100                      # shuffle, drop, FGSM
-N_PGD = 50                          # PGD and transfer (the first N_PGD of the same subset)
+N_IMAGES = 100                      # shuffle, drop
+N_PGD = 50                          # FGSM, PGD and transfer (the first N_PGD of the same subset)
 N_FOURIER = 50
 N_ERF = 16
 GRIDS = (1, 2, 4, 8, 16)            # shuffle: g x g patches (16: 8 px patches)
@@ -141,8 +141,8 @@ def compute(arch: str, model, card: dict, root: Path, n_images: int = N_IMAGES, 
     shuffle = [top1(m, reliance.shuffle_patches(x, k, g), y) for k in GRIDS]
     drop = [top1(m, reliance.drop_patches(x, f, 8, g), y) for f in FRACTIONS]
     log(f"  shuffle {shuffle}  drop {drop}  ({time.time() - t0:.0f} s)")
-    fgsm = [top1(m, attacked(m, x, y, "fgsm", s), y) for s in EPS_STEPS]
     xp, yp = x[:N_PGD], y[:N_PGD]
+    fgsm = [top1(m, attacked(m, xp, yp, "fgsm", s), yp) for s in EPS_STEPS]
     pgd = [top1(m, attacked(m, xp, yp, "pgd", s), yp) for s in EPS_STEPS]
     log(f"  fgsm {fgsm}  pgd {pgd}  ({time.time() - t0:.0f} s)")
     fourier = fourier_grid(m, x[:N_FOURIER], y[:N_FOURIER], freqs)
@@ -267,8 +267,12 @@ def curve_rows(rel: dict[str, Reliance], titles: dict[str, str], key: str) -> li
             for a, r in rel.items() for v, acc in zip(r.meta[field], getattr(r, key))]
 
 
+CHANCE = 10.0
+
+
 def _share(acc: float, clean: float) -> float:
-    return 100 * acc / clean if clean > 0 else 0.0
+    """The share (%) of a model's top-1 above chance that it keeps (0 at chance, 100 unchanged)."""
+    return 100 * (acc - CHANCE) / (clean - CHANCE) if clean > CHANCE else 0.0
 
 
 def _median(v: list[float]) -> float:
@@ -289,8 +293,8 @@ def kept_sentence(rel: dict[str, Reliance], titles: dict[str, str], key: str, at
         return ""
     hi, lo = max(kept, key=kept.get), min(kept, key=kept.get)
     what = f"Shuffled into {name(at)} patches" if key == "shuffle" else f"With {name(at)} of the patches hidden"
-    s = (f"{what}, {titles[hi]} keeps the most of its clean top-1 ({kept[hi]:.0f}% of it) and {titles[lo]} the "
-         f"least ({kept[lo]:.0f}%).")
+    s = (f"{what}, {titles[hi]} keeps the most of its clean top-1 above chance ({kept[hi]:.0f}% of it) and "
+         f"{titles[lo]} the least ({kept[lo]:.0f}%).")
     tok = [kept[a] for a in kept if a in TOKEN_MIXERS]
     cnn = [kept[a] for a in kept if a not in TOKEN_MIXERS]
     if tok and cnn:
@@ -389,18 +393,30 @@ def erf_rows(rel: dict[str, Reliance], titles: dict[str, str]) -> list[dict]:
     return rows
 
 
+def fitting_stage(r: Reliance) -> int | None:
+    """The deepest stage whose theoretical receptive field still fits inside the input (beyond it the
+    theoretical radius is capped, and the two cannot be compared)."""
+    fits = [i for i, ly in enumerate(r.layers) if not ly["whole"] and ly["rf"] is not None and ly["rf"] < ly["input"]]
+    return fits[-1] if fits else None
+
+
 def erf_sentence(rel: dict[str, Reliance], titles: dict[str, str]) -> str:
-    """How the last stage's effective field compares with its theoretical one and with a random init."""
-    last = {a: (r.radius(len(r.layers) - 1), r.radius(len(r.layers) - 1, random=True),
-                theoretical_radius(r.layers[-1])) for a, r in rel.items() if r.layers}
-    if not last:
+    """At each model's deepest stage whose theoretical field fits the input: the effective radius
+    against the theoretical one, and against a random init of the same network."""
+    at = {a: i for a, r in rel.items() if (i := fitting_stage(r)) is not None}
+    if not at:
         return ""
-    ratio = {a: e / t for a, (e, _, t) in last.items() if t > 0}
-    lo = min(ratio, key=ratio.get)
-    grew = [a for a, (e, z, _) in last.items() if e > z + 0.5]
-    shrank = [a for a, (e, z, _) in last.items() if e < z - 0.5]
-    return (f"At the last stage, 90% of the gradient lies within {_median(list(ratio.values())):.0%} of the "
-            f"theoretical radius for the median model ({titles[lo]}: {ratio[lo]:.0%}); Luo et al. found the effective "
-            f"field a fraction of the theoretical one. Against a random init of the same network, training grew it "
-            f"in {len(grew)} of {len(last)} models and shrank it in {len(shrank)}"
-            + (f" ({', '.join(titles[a] for a in shrank)})." if 0 < len(shrank) <= 5 else "."))
+    ratio = {a: rel[a].radius(i) / theoretical_radius(rel[a].layers[i]) for a, i in at.items()}
+    lo, hi = min(ratio, key=ratio.get), max(ratio, key=ratio.get)
+    grew = [a for a, i in at.items() if rel[a].radius(i) > rel[a].radius(i, random=True) + 1]
+    shrank = [a for a, i in at.items() if rel[a].radius(i) < rel[a].radius(i, random=True) - 1]
+    s = (f"At the deepest stage whose theoretical field still fits in the image, 90% of the gradient lies within "
+         f"{_median(list(ratio.values())):.0%} of the theoretical radius for the median model (from {ratio[lo]:.0%} "
+         f"for {titles[lo]} at {rel[lo].layers[at[lo]]['label']} to {ratio[hi]:.0%} for {titles[hi]})"
+         + (": as Luo et al. found, the pixels that move a unit are a fraction of those that can."
+            if _median(list(ratio.values())) < 0.8 else ", nearly all of it, not the small fraction Luo et al. found."))
+    s += (f" Against a random init of the same network, at that stage, training widened it in {len(grew)} of {len(at)} "
+          f"models and narrowed it in {len(shrank)}" + (f" ({', '.join(titles[a] for a in shrank)})." if 0 < len(shrank) <= 5 else "."))
+    if len(grew) < len(shrank):
+        s += " Luo et al. saw it widen with training; here it mostly narrows."
+    return s

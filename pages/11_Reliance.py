@@ -28,7 +28,6 @@ ui.page("Reliance", "What does each network rely on? Cut images into patches and
 loaded, missing = ui.zoo_or_stop("there is nothing to test")
 ui.zoo_note(loaded, missing)
 titles = {a: ui.title_of(loaded, a) for a in loaded}
-COLORS = ui.model_colors(list(titles.values()))
 
 
 @st.cache_resource(show_spinner="Loading the reliance files...")
@@ -53,6 +52,7 @@ else:
                    f"(`{REFRESH} --arch NAME` computes it).")
     first = next(iter(rel.values())).meta
 KEY = tuple(sorted(shas[a] for a in rel))
+COLORS = ui.model_colors([titles[a] for a in rel])   # the legends name the models the charts draw
 
 
 def curve_chart(key: str, y_title: str = "val top-1 (%)", height: int = 300):
@@ -132,8 +132,8 @@ if rel:
     curve_chart("fgsm")
     curve_chart("pgd")
     st.markdown(rz.adversarial_sentence(rel, titles))
-    st.caption(f"FGSM on {first['n_images']} val images, PGD (10 steps of 2.5ε/10, no random start) on the first "
-               f"{first['n_pgd']} of them; ε = 0 is the clean figure on the same images.")
+    st.caption(f"Both on the same {first['n_pgd']} val images (the first of the subset above); PGD: 10 steps of "
+               "2.5ε/10, no random start; ε = 0 is the clean figure on those images.")
     t = transfer_of(KEY)
     if t is not None:
         trows = pd.DataFrame(rz.transfer_rows(t, titles))
@@ -244,7 +244,7 @@ if rel:
         return alt.Chart(erows).mark_line(point=alt.OverlayMarkDef(size=50, filled=True)).encode(
             x=alt.X("depth:Q", title="stage (share of the network's stages)", scale=alt.Scale(domain=[0, 1]),
                     axis=alt.Axis(format="%")),
-            y=alt.Y("trained:Q", title="radius holding 90% of the gradient (% of input)",
+            y=alt.Y("trained:Q", title="90% radius (% of input)",
                     scale=alt.Scale(domain=[0, 55])),
             color=alt.Color("model:N", scale=COLORS, legend=ui.model_legend()),
             tooltip=["model", "stage", alt.Tooltip("trained:Q", format=".0f", title="trained (%)"),

@@ -182,14 +182,15 @@ def test_the_whole_zoo_fits_at_1024(chromium, tiny_data, tmp_path_factory):
     a few models must hold for the whole zoo (Classify's matrix, Compare's tables, legends and
     scatter names, the token models' attention pages)."""
     import random_zoo
-    zoo14 = random_zoo.build(tmp_path_factory.mktemp("zoo14"), tiny_data, per_class=1)
+    zoo14 = random_zoo.build(tmp_path_factory.mktemp("zoo14"), tiny_data, per_class=1, reliance=True)
     with B.serve(zoo14) as (url, _):
         page = B.new_page(chromium, 1024)
         try:
             for path, marker in (("Classify", re.compile(r"of 14 models say|The 14 models disagree")),
                                  ("Compare", "Two models side by side"),
                                  ("ViT_Attention", "how far its token mixing reaches"),
-                                 ("Attributions", "Do the methods agree?")):
+                                 ("Attributions", "Do the methods agree?"),
+                                 ("Reliance", "At the last stage, 90% of the gradient")):
                 B.open_page(page, url, path)
                 text = check(page, url, f"/{path} with 14 models at 1024 px")
                 assert shows(marker, text), f"/{path} with 14 models did not draw its results ({marker!r})"
@@ -711,5 +712,57 @@ def test_tables_of_models_show_every_model_at_1280(server, chromium, path, index
         B.open_page(page, server, path)
         rows = B.hidden_rows(page, index)
         assert not rows["scrolls"], f"{path}: table {index} scrolls ({rows})"
+    finally:
+        page.context.close()
+
+
+# --- issue 29: what each network relies on ---------------------------------------------------
+
+def charts_inside(page, where: str) -> int:
+    """Every Vega chart of the page drawn inside the main column (none cut off on the right); how many."""
+    charts = page.locator("[data-testid='stVegaLiteChart']")
+    main = page.locator("[data-testid='stMainBlockContainer']").bounding_box()
+    for i in range(charts.count()):
+        charts.nth(i).scroll_into_view_if_needed()
+        box, svg = charts.nth(i).bounding_box(), charts.nth(i).locator("svg").first.bounding_box()
+        assert box["x"] >= main["x"] - 1 and box["x"] + box["width"] <= main["x"] + main["width"] + 1, f"{where}: {i}"
+        assert svg["x"] + svg["width"] <= box["x"] + box["width"] + 1, f"{where}: chart {i} is cut off on the right"
+    return charts.count()
+
+
+@pytest.mark.parametrize("width", [1024, 1920])
+def test_reliance_across_the_zoo_and_on_an_upload(server, chromium, tmp_path, width):
+    """The Reliance page with the shipped zoo: the zoo-wide charts (shuffle, drop, FGSM, PGD, transfer,
+    two Fourier maps, receptive fields) drawn inside the page with their computed sentences, and an
+    upload through each part on one image: shuffled, hidden, then an adversarial image on a click."""
+    import models
+    from explorer import reliance_zoo as rz
+    cards = {s.name: models.read_card(s.name, CHECKPOINTS) for s in models.list_architectures()
+             if (CHECKPOINTS / s.name / "card.json").exists()}
+    if not rz.load_zoo(CHECKPOINTS, cards):
+        pytest.skip("no reliance file shipped yet (python scripts/reliance.py)")
+    page = B.new_page(chromium, width)
+    try:
+        B.open_page(page, server, "Reliance")
+        text = check(page, server, f"/Reliance at {width} px")
+        for said in ("keeps the most of its clean top-1", "With 50% of the patches hidden", "PGD at 2/255",
+                     "Noise at 40 to 56 cycles per image", "At the last stage, 90% of the gradient"):
+            assert said in text, said
+        transfer = rz.load_transfer(CHECKPOINTS / rz.TRANSFER, cards) is not None
+        assert ("they fool" in text) == transfer
+        assert charts_inside(page, f"/Reliance at {width} px") == 4 + transfer + 2 + 1
+        B.screenshot(page, SHOTS / f"Reliance-zoo-{width}.png", width)
+        text = upload(page, [copy_sample(tmp_path / "my photo.jpg")], "models keep their answer")
+        assert "my photo.jpg, cut into a 4x4 grid" in text
+        page.get_by_text("hide patches", exact=True).click()
+        B.wait_idle(page)
+        assert "50% of its 8x8 patches replaced by the mean colour" in page.inner_text("body")
+        page.get_by_role("button", name="Make the adversarial image").click()
+        page.get_by_text("the change, amplified").first.wait_for(timeout=120_000)
+        B.wait_idle(page)
+        text = check(page, server, f"/Reliance after an attack at {width} px")
+        assert re.search(r"Made against ResNet-18, the image (fools it|does not change its answer); it changes the "
+                         r"answer of \d+ of the \d+ other models", text.replace("\u2060", "").replace("*", ""))
+        B.screenshot(page, SHOTS / f"Reliance-upload-{width}.png", width)
     finally:
         page.context.close()
