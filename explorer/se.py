@@ -5,7 +5,6 @@ ships them beside the checkpoint (`se_profiles.safetensors`), so the page shows 
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch

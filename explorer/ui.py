@@ -460,3 +460,25 @@ def show_notes(item: LoadedImage, target=None) -> None:
     one caption each, under the picture; every page that shows an input image calls this."""
     for note in item.notes:
         (target or st).caption(f"Note: {note}.")
+
+
+@st.cache_data(show_spinner=False)
+def data_fingerprint() -> str | None:
+    """The fingerprint of the data set this server reads (None without a copy), once per server:
+    a side file's pictures are shown only when they come from the same data."""
+    from models import data
+    root = data.default_root()
+    return data.fingerprint(root) if root is not None else None
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def _probabilities(digest: str, arch: str, _model, _x) -> list[float]:
+    import torch
+    with zoo.using(), torch.no_grad():
+        return _model(_x).float().softmax(-1)[0].tolist()
+
+
+def probabilities(loaded: dict, digest: str, arch: str, x) -> list[float]:
+    """One model's class probabilities for one image (its preprocessed tensor `x`), computed once
+    per image and model for every session of the server."""
+    return _probabilities(digest, arch, loaded[arch][0], x)

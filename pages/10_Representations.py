@@ -35,12 +35,6 @@ def thumbs(root: str, files: tuple[str, ...]) -> list[str | None]:
     return reps_mod.thumbnails(root, list(files))
 
 
-@st.cache_data(show_spinner=False)
-def fingerprint() -> str | None:
-    root = data.default_root()
-    return data.fingerprint(root) if root is not None else None
-
-
 reps = {a: reps_of(a, sidecar.weights_sha(card)) for a, (_, card) in loaded.items()}
 have = {a: loaded[a] for a, r in reps.items() if r is not None}
 titles = {a: ui.title_of(loaded, a) for a in loaded}
@@ -162,7 +156,7 @@ st.markdown("Each dot is one val image, placed by t-SNE so that images the netwo
             "Tight, separate clusters mean the last layer keeps the classes apart; hover a dot to see the image.")
 root = data.default_root()
 files = first.val_files
-use_images = root is not None and fingerprint() == first.meta.get("data_fingerprint")
+use_images = root is not None and ui.data_fingerprint() == first.meta.get("data_fingerprint")
 urls = thumbs(str(root), tuple(files)) if use_images else [None] * len(files)
 url_of = dict(zip(files, urls))
 m1, m2 = st.columns(2)

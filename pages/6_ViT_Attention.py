@@ -31,7 +31,7 @@ others = [ui.title_of(loaded, a) for a in loaded if a not in vits and a not in m
 if others:
     st.caption(f"Not applicable, no self-attention or token mixing across image positions: {', '.join(others)}.")
 if not vits and not mixers:
-    st.info(f"No Vision Transformer or MLP-Mixer checkpoint is shipped yet, so there is no attention to show. "
+    st.info("No Vision Transformer or MLP-Mixer checkpoint is shipped yet, so there is no attention to show. "
             f"Train one with `python scripts/train.py --arch vit` (or `--arch mlp_mixer`), then "
             f"`python scripts/attention_figures.py`.", icon=":material/info:")
     st.stop()
@@ -65,13 +65,6 @@ def distance_chart(dist: torch.Tensor, uniform: float, what: str):
     return (points + rule + text).properties(height=300)
 
 
-@st.cache_data(max_entries=64, show_spinner=False)
-def answer(digest: str, arch: str, _x) -> torch.Tensor:
-    """The model's probabilities for one image (once per image and model, for every session)."""
-    with zoo.using(), torch.no_grad():
-        return vits[arch][0](_x).softmax(-1)[0]
-
-
 @st.cache_data(max_entries=64, show_spinner="Reading the attention (a forward and a backward pass)...")
 def looked_at(digest: str, arch: str, target: int, _x):
     """Attention weights and the two rollouts for one image and class, computed once per server:
@@ -87,7 +80,7 @@ if vits:
     if images:
         item = images[0]
         x = data.preprocess(item.image, model.input_size, model.in_chans)
-        probs = answer(item.digest, arch, x)
+        probs = torch.tensor(ui.probabilities(vits, item.digest, arch, x))
         names = [c["name"] for c in card.get("classes", [])] or data.NAMES
         top = int(probs.argmax())
         target = st.selectbox("Explain class", range(len(names)), index=top, key="att-target",

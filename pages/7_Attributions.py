@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 import torch
 
-from explorer import ui, zoo
+from explorer import ui
 from explorer.attribution import (AGREEMENT_GRID, METHODS, agreement, attribute, colorbar, default_pair,
                                   gradcam_grid, gradcam_reach, overlay, robust_scale, transformer_note)
 from explorer.classify import tensor_preview
@@ -53,13 +53,6 @@ def reach(arch: str) -> float | None:
     return gradcam_reach(model, arch, data.preprocess(images[0].image, model.input_size, model.in_chans))
 
 
-@st.cache_data(max_entries=256, show_spinner=False)
-def explained_class(digest: str, arch: str, _x) -> list[float]:
-    """The model's probabilities for one image (once per image and model, for every session)."""
-    with zoo.using(), torch.no_grad():
-        return loaded[arch][0](_x).softmax(-1)[0].tolist()
-
-
 @st.cache_data(max_entries=512, show_spinner=False)
 def attribution(digest: str, arch: str, method: str, target: int, _x):
     """One method's map (numpy) for one image, model and class: computed once per server, so
@@ -91,7 +84,7 @@ total = len(chosen) * len(methods)
 for i, arch in enumerate(chosen):
     model, card = loaded[arch]
     x = data.preprocess(item.image, model.input_size, model.in_chans)
-    probs = explained_class(item.digest, arch, x)
+    probs = ui.probabilities(loaded, item.digest, arch, x)
     target = max(range(len(probs)), key=probs.__getitem__) if target_class is None else target_class
     results[arch] = {"x": x, "target": target, "p": float(probs[target]), "maps": {}}
     for j, method in enumerate(methods):

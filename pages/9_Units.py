@@ -36,12 +36,6 @@ def gallery():
     return retrieval.load_gallery(zoo.CHECKPOINTS / retrieval.GALLERY)
 
 
-@st.cache_data(show_spinner=False)
-def fingerprint() -> str | None:
-    root = data.default_root()
-    return data.fingerprint(root) if root is not None else None
-
-
 @st.cache_data(show_spinner="Projecting the unit back to the pixels (deconvnet)...", max_entries=64)
 def deconv_pictures(arch: str, key: str, unit: int):
     layer = next(ly for ly in unit_file(arch).layers if ly.key == key)
@@ -110,7 +104,7 @@ if q.get("layer") != key or q.get("unit") != str(unit):
     q["layer"], q["unit"] = key, str(unit)
 
 root = data.default_root()
-use_val = root is not None and fingerprint() == u.meta.get("data_fingerprint")
+use_val = root is not None and ui.data_fingerprint() == u.meta.get("data_fingerprint")
 crops = units.unit_crops(u, layer, unit, model.input_size, root if use_val else None,
                          None if use_val else gallery())
 left, right = st.columns([3, 2])

@@ -22,7 +22,6 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path[:0] = [str(REPO), str(HERE)]
 
-import torch  # noqa: E402
 
 import common  # noqa: E402
 import models  # noqa: E402

@@ -173,7 +173,7 @@ def main() -> int:
                                    "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"),
                                    "results": rows}, indent=1) + "\n")
     print(f"\nfast path: {precision.describe(device, amp)}")
-    print(f"\n| arch | fast path img/s | same in fp32 | bf16 gain | DataLoader img/s | speed-up | fast-path MFU "
+    print("\n| arch | fast path img/s | same in fp32 | bf16 gain | DataLoader img/s | speed-up | fast-path MFU "
           f"| DataLoader MFU |\n|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         if "error" in r:
