@@ -202,3 +202,22 @@ def neighbour_fraction(sim: torch.Tensor, grid: tuple[int, int]) -> tuple[float,
     hit = adjacent[torch.arange(n), best].float().mean().item()
     chance = (adjacent.sum(1).float() / (n - 1)).mean().item()
     return hit, chance
+
+
+def position_tiles(sim: torch.Tensor, grid: tuple[int, int]):
+    """The ViT paper's Figure 7 (centre) as a picture: one tile per patch, showing that patch's
+    position-embedding similarity to every other patch, each tile on its own scale and its own
+    patch (similarity 1) set to the tile's highest other value, so the neighbours it resembles
+    most stand out; viridis, tiles laid out as the patches are. (H, W, 3) uint8."""
+    import matplotlib
+    import numpy as np
+
+    from explorer.filters import tile
+    gh, gw = grid
+    own = sim.clone().fill_diagonal_(float("-inf"))
+    sim = torch.where(torch.eye(len(sim), dtype=torch.bool), own.max(1, keepdim=True).values, sim)
+    tiles = sim.reshape(gh * gw, gh, gw)
+    lo, hi = tiles.amin((1, 2), keepdim=True), tiles.amax((1, 2), keepdim=True)
+    tiles = (tiles - lo) / (hi - lo).clamp(min=1e-12)
+    rgb = matplotlib.colormaps["viridis"](tiles.numpy())[..., :3]
+    return tile(rgb.astype(np.float32), columns=gw, pad=1, scale=4, background=1.0)

@@ -135,3 +135,23 @@ def precision_at_k(query_feats: torch.Tensor, query_labels: torch.Tensor, bank: 
 
 def thumb_image(thumbs: torch.Tensor, i: int) -> np.ndarray:
     return thumbs[i].permute(1, 2, 0).numpy()
+
+
+def search(model, image, bank: torch.Tensor, k: int, metric: str, repeats: int = 5):
+    """A query image's k nearest rows of `bank` by the model's penultimate features: (distances,
+    indices, the search's median time in ms over `repeats` runs; one search is well under a
+    millisecond, so a first call's overhead would otherwise be what is timed)."""
+    import statistics
+    import time
+
+    from explorer import zoo
+    from models import data
+    x = data.preprocess(image, model.input_size, model.in_chans)
+    with zoo.using(), torch.inference_mode():
+        feat = model.forward_features(x).float()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        dist, idx = neighbours(feat, bank, k, metric)
+        times.append(1000 * (time.perf_counter() - t0))
+    return dist, idx, statistics.median(times)

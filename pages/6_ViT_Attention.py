@@ -6,7 +6,6 @@ from __future__ import annotations
 import explorer  # noqa: F401,I001  first: sets OpenMP's spin before torch loads
 
 import altair as alt
-import numpy as np
 import pandas as pd
 import streamlit as st
 import torch
@@ -15,7 +14,6 @@ import torch.nn.functional as F
 from explorer import attention, provenance, ui, zoo
 from explorer.attribution import overlay
 from explorer.classify import tensor_preview
-from explorer.filters import tile
 from models import data, get_spec
 from models.probes import attention_modules
 
@@ -128,18 +126,8 @@ if vits:
         st.markdown(attention.distance_reading(f["distance"], meta["uniform_distance"]))
         left, right = st.columns([1, 1])
         with left:
-            sim = f["position_similarity"]
             gh, gw = meta["grid"]
-            # each tile on its own scale, its own patch (similarity 1) set to the tile's highest other value,
-            # so the neighbours it resembles most stand out
-            own = sim.clone().fill_diagonal_(float("-inf"))
-            sim = torch.where(torch.eye(len(sim), dtype=torch.bool), own.max(1, keepdim=True).values, sim)
-            tiles = sim.reshape(gh * gw, gh, gw)
-            lo, hi = tiles.amin((1, 2), keepdim=True), tiles.amax((1, 2), keepdim=True)
-            tiles = (tiles - lo) / (hi - lo).clamp(min=1e-12)
-            import matplotlib
-            rgb = matplotlib.colormaps["viridis"](tiles.numpy())[..., :3]
-            sim_grid = tile(rgb.astype(np.float32), columns=gw, pad=1, scale=4, background=1.0)
+            sim_grid = attention.position_tiles(f["position_similarity"], (gh, gw))
             ui.image(sim_grid,
                      caption="Position-embedding similarity (the ViT paper's Figure 7, centre): tile (r, c) shows how "
                              "similar the embedding of the patch at row r, column c is to every other patch's "

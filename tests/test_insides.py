@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import numpy as np
 import torch
 from PIL import Image
 
@@ -405,6 +406,14 @@ def test_attention_readings_say_what_the_figures_show():
     noise = torch.randn(64, 16)
     hit, _ = attention.neighbour_fraction(noise @ noise.T, (8, 8))
     assert hit < 0.5
+    # the Figure 7 picture: 8x8 tiles of 8x8 cells, a 1-cell white gap, every cell 4 px; in the tile
+    # of patch (2, 5) the brightest cells are its four neighbours, its own cell (set to their value) too
+    pic = attention.position_tiles(sim, (8, 8))
+    assert pic.shape == ((8 * 9 + 1) * 4, (8 * 9 + 1) * 4, 3) and pic.dtype == np.uint8
+    r0, c0 = (1 + 2 * 9) * 4, (1 + 5 * 9) * 4
+    t = pic[r0:r0 + 32, c0:c0 + 32].reshape(8, 4, 8, 4, 3)[:, 0, :, 0].astype(int).sum(-1)
+    top = {(int(i), int(j)) for i, j in zip(*np.where(t >= t.max() - 1e-6))}
+    assert top == {(2, 5), (1, 5), (3, 5), (2, 4), (2, 6)}
 
 
 def test_attributions_open_on_the_best_cnn_beside_the_vit():
