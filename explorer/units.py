@@ -89,7 +89,7 @@ def _unit(name: str) -> str:
     ends with the last unit that finishes inside it, so a block is never cut in two."""
     parts = name.removesuffix(" (own)").split(".")
     for i, part in enumerate(parts):
-        if part != "trunk" and part not in anatomy._CONTAINERS:
+        if part != "trunk" and part not in anatomy.CONTAINERS:
             return ".".join(parts[:i + 1])
     return name
 
