@@ -331,20 +331,45 @@ def pick_models(loaded: dict, key: str, label: str = "Models", default: list[str
                           max_selections=max_selections, format_func=lambda a: title_of(loaded, a))
 
 
-def pick_one_model(loaded: dict, key: str, label: str = "Model", prefer=None, anatomy_link: bool = True) -> str | None:
-    """A selectbox of loaded models: the ?arch= deep link, else `prefer`, else the first. The
-    choice is written back to the address bar, so the page's URL is a permalink."""
+def pick_one_model(loaded: dict, key: str, label: str = "Model", prefer=None, anatomy_link: bool = True,
+                   format_func=None, permalink: bool = True, **kwargs) -> str | None:
+    """A selectbox of models (the keys of `loaded`): the ?arch= deep link, else `prefer`, else the
+    first. With `permalink` the choice is written back to the address bar, so the page's URL is a
+    permalink. `format_func` names a model (default: its card's title)."""
     options = list(loaded)
     if not options:
         return None
     link = deep_link(loaded)
     index = options.index(link) if link in options else (options.index(prefer) if prefer in options else 0)
-    arch = st.selectbox(label, options, index=index, key=key, format_func=lambda a: title_of(loaded, a))
-    if arch != link:
+    arch = st.selectbox(label, options, index=index, key=key,
+                        format_func=format_func or (lambda a: title_of(loaded, a)), **kwargs)
+    if permalink and arch != link:
         st.query_params["arch"] = arch
     if anatomy_link:
         anatomy(arch, title_of(loaded, arch))
     return arch
+
+
+def second_choice(options: list[str], first: str, prefer=()) -> str:
+    """The model a second picker opens on: the first of `prefer` that is an option other than
+    `first`, else the option after `first` (wrapping), else `first` itself."""
+    for cand in prefer:
+        if cand in options and cand != first:
+            return cand
+    if first in options and len(options) > 1:
+        return options[(options.index(first) + 1) % len(options)]
+    return options[0] if options and first not in options else first
+
+
+def pick_second(options: list[str], first: str, key: str, label: str, format_func, prefer=(),
+                include_first: bool = True, **kwargs) -> str:
+    """A selectbox for the second model of a pair, opening on `second_choice` (it never follows
+    the address bar: the first picker owns ?arch=). Without `include_first` the first model is
+    not offered."""
+    choices = [o for o in options if include_first or o != first]
+    default = second_choice(choices if include_first else [first, *choices], first, prefer)
+    return st.selectbox(label, choices, index=choices.index(default) if default in choices else 0, key=key,
+                        format_func=format_func, **kwargs)
 
 
 def anatomy(arch: str, title: str) -> None:

@@ -50,11 +50,7 @@ if lacking:
 options = list(have)
 
 
-def other_than(arch: str) -> str:
-    for cand in ("se_resnet18", "alexnet", *options):
-        if cand in options and cand != arch:
-            return cand
-    return arch
+PAIRED = ("se_resnet18", "alexnet")   # the second network a pair opens on: the first of these that differs
 
 
 # --- CKA -----------------------------------------------------------------------------------
@@ -67,9 +63,8 @@ c1, c2 = st.columns(2)
 with c1:
     arch_a = ui.pick_one_model(have, key="rep-a", label="First network (rows)", prefer="alexnet", anatomy_link=False)
 with c2:
-    arch_b = st.selectbox("Second network (columns); pick the same one to see its layers against each other",
-                          options, index=options.index(other_than(arch_a)), key="rep-b",
-                          format_func=lambda a: titles[a])
+    arch_b = ui.pick_second(options, arch_a, "rep-b", "Second network (columns); pick the same one to see its "
+                            "layers against each other", titles.get, prefer=(*PAIRED, *options))
 ra, rb = reps[arch_a], reps[arch_b]
 matrix = reps_mod.pair_cka(ra, rb)
 if matrix is None:
@@ -160,7 +155,7 @@ use_images = root is not None and ui.data_fingerprint() == first.meta.get("data_
 urls = thumbs(str(root), tuple(files)) if use_images else [None] * len(files)
 url_of = dict(zip(files, urls))
 m1, m2 = st.columns(2)
-picks = [(m1, "rep-map-a", arch_a), (m2, "rep-map-b", other_than(arch_a) if arch_b == arch_a else arch_b)]
+picks = [(m1, "rep-map-a", arch_a), (m2, "rep-map-b", ui.second_choice(options, arch_a, (*PAIRED, *options)) if arch_b == arch_a else arch_b)]
 class_scale = alt.Scale(domain=data.NAMES, scheme="tableau10")
 for col, key, default in picks:
     with col:

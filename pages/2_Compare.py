@@ -184,10 +184,11 @@ else:
 st.header("Two models side by side")
 archs = list(loaded)
 c1, c2 = st.columns(2)
-ia = archs.index(link) if link in archs else 0
-a = c1.selectbox("Model A", archs, index=ia, format_func=lambda k: ui.title_of(loaded, k), key="cmp-a")
-b = c2.selectbox("Model B", archs, index=(ia + 1) % len(archs) if len(archs) > 1 else 0,
-                 format_func=lambda k: ui.title_of(loaded, k), key="cmp-b")
+with c1:
+    a = ui.pick_one_model(loaded, key="cmp-a", label="Model A", anatomy_link=False,
+                          permalink=False)   # the link rings a model on the charts above: only when given
+with c2:
+    b = ui.pick_second(archs, a, "cmp-b", "Model B", lambda k: ui.title_of(loaded, k))
 cards = {a: loaded[a][1], b: loaded[b][1]}
 pc = pd.DataFrame(per_class_rows(cards))
 if not pc.empty:

@@ -30,13 +30,14 @@ def graph(arch: str, path: str, preset: str) -> str:
     return anatomy.block_graph(arch, path, preset)
 
 
-link = ui.deep_link(names)
+def named(a: str) -> str:
+    return f"{specs[a].year} · {specs[a].title}"
+
+
 c1, c2 = st.columns([2, 3])
 with c1:
-    arch = st.selectbox("Architecture", names, index=names.index(link) if link in names else names.index("alexnet"),
-                        format_func=lambda a: f"{specs[a].year} · {specs[a].title}", key="anat-arch")
-    if arch != link:
-        st.query_params["arch"] = arch
+    arch = ui.pick_one_model(specs, key="anat-arch", label="Architecture", prefer="alexnet", anatomy_link=False,
+                             format_func=named)
 with c2:
     preset = st.radio("Configuration", ["explorer", "paper"], horizontal=True, key="anat-preset",
                       format_func={"explorer": "explorer (what the checkpoints use)",
@@ -209,12 +210,11 @@ differences(pairs)
 # --- two architectures -----------------------------------------------------------------
 st.header("Side by side with another architecture")
 partners = [b for a, b in anatomy.PAIRS if a == arch] + [a for a, b in anatomy.PAIRS if b == arch]
-default_b = partners[0] if partners else names[max(0, names.index(arch) - 1)]
-others = [n for n in names if n != arch]
-b_arch = st.selectbox("Compare with", others, index=others.index(default_b) if default_b in others else 0,
-                      format_func=lambda a: f"{specs[a].year} · {specs[a].title}", key="anat-other",
-                      help="The pairs the papers themselves draw come first: AlexNet -> ZFNet, VGG-16 -> ResNet-34, "
-                           "ResNet-18 -> SE-ResNet-18.")
+predecessor = names[max(0, names.index(arch) - 1)]
+b_arch = ui.pick_second(names, arch, "anat-other", "Compare with", named, prefer=(*partners, predecessor),
+                        include_first=False,
+                        help="The pairs the papers themselves draw come first: AlexNet -> ZFNet, VGG-16 -> ResNet-34, "
+                                 "ResNet-18 -> SE-ResNet-18.")
 first, second = sorted([arch, b_arch], key=names.index)
 ta, tb = table(first, preset, 10), table(second, preset, 10)
 pairs = anatomy.align(ta.rows, tb.rows)

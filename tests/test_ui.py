@@ -52,3 +52,13 @@ def test_a_fixed_chart_keeps_its_own_data(drawn):
     assert built == [1]
     rows, spec, _ = drawn[1]
     assert rows is None and spec["datasets"][spec["data"]["name"]] == [{"d": 1, "v": 3.0}, {"d": 2, "v": 4.0}]
+
+
+def test_a_second_picker_opens_on_a_preferred_other_model():
+    from explorer.ui import second_choice
+    opts = ["alexnet", "resnet18", "se_resnet18"]
+    assert second_choice(opts, "resnet18", ("se_resnet18", "alexnet")) == "se_resnet18"
+    assert second_choice(opts, "se_resnet18", ("se_resnet18", "alexnet")) == "alexnet"    # never the first again
+    assert second_choice(opts, "se_resnet18") == "alexnet"                               # else the next, wrapping
+    assert second_choice(["vit"], "vit") == "vit"                                         # one model: itself
+    assert second_choice(opts, "lenet5") == "alexnet"                                     # first not offered
