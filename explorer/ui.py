@@ -153,9 +153,8 @@ def labelled_scatter(df, x: str, y: str, x_title: str, y_title: str, tooltip: li
 
 
 def chart(c, **kwargs) -> None:
-    """st.altair_chart without Altair's JSON-schema validation of the finished spec, which cost
-    tens of ms of server CPU per chart on every run of a page (bench/bench_serve.py); the specs
-    are the same. The tests also validate every chart first (VH_VALIDATE_CHARTS=1, tests/conftest.py)."""
+    """st.altair_chart without Altair's JSON-schema validation of the finished spec, which is server
+    CPU spent per chart on every run of a page; the specs are the same. The tests also validate every chart first (VH_VALIDATE_CHARTS=1, tests/conftest.py)."""
     if os.environ.get("VH_VALIDATE_CHARTS") == "1":
         import altair as alt
         with alt.data_transformers.enable("default", max_rows=None):   # Streamlit ships the rows as Arrow
@@ -173,9 +172,8 @@ _specs_lock = threading.Lock()
 def chart_cached(name: str, key: tuple, build, rows=None, **kwargs) -> None:
     """Draw an Altair chart built once per server and `key`, instead of on every run of a page.
 
-    Building Altair's objects is most of a chart's server cost: Classify's 14-model grid took
-    about 0.1 s of CPU on every upload, the Attention page's distance chart half that on every
-    click (bench/bench_serve.py). `build()` makes a chart that depends only on `key` (a
+    Building Altair's objects (and their spec) is server CPU spent on every run of a page that
+    draws the chart, for a chart that changes only when `key` does. `build()` makes a chart that depends only on `key` (a
     checkpoint's figures, say); with `rows`, `build(rows)` makes one whose shape depends only
     on `key` (its model list, its height) and each call draws it with its own `rows` (a
     DataFrame), sent to the browser as st.altair_chart sends them."""
