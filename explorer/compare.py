@@ -194,6 +194,23 @@ def order_pairs(rows: list[dict]) -> tuple[list[tuple[dict, dict]], int]:
     return flipped, n
 
 
+def budget_note(hi: dict, lo: dict, cards: dict[str, dict] | None) -> str:
+    """How the budgets of a swapped pair differed here, from their cards: the one the papers rank
+    higher trained fewer epochs, or with less compute than its extra depth needs (", trained ...")."""
+    if not cards or hi.get("arch") not in cards or lo.get("arch") not in cards:
+        return ""
+    from explorer import provenance
+    ch, cl = cards[hi["arch"]], cards[lo["arch"]]
+    eh, el = ch.get("epochs"), cl.get("epochs")
+    fh, fl = provenance.compute(hi["arch"], ch).get("flops"), provenance.compute(lo["arch"], cl).get("flops")
+    parts = []
+    if eh and el and el != eh:
+        parts.append(f"{el} epochs to {hi['model']}'s {eh}")
+    if fh and fl:
+        parts.append(f"with {fl / fh:.1f}x its training compute")
+    return f"; here {lo['model']} trained {', '.join(parts)}" if parts else ""
+
+
 def orders_sentence(rows: list[dict], cards: dict[str, dict] | None = None) -> str:
     """Where the papers' ImageNet order and our Imagenette order of the same networks differ, and
     what can make them differ, computed from the rows."""
@@ -211,7 +228,7 @@ def orders_sentence(rows: list[dict], cards: dict[str, dict] | None = None) -> s
             used |= {hi["model"], lo["model"]}
     pairs = "; ".join(f"{hi['model']} is above {lo['model']} here ({hi['ours_top1']:.1f} against {lo['ours_top1']:.1f}), "
                       f"below it in the papers ({hi['paper_top1']:.1f} against {lo['paper_top1']:.1f})"
-                      for hi, lo in shown)
+                      + budget_note(hi, lo, cards) for hi, lo in shown)
     more = f", and {len(flipped) - len(shown)} more" if len(flipped) > len(shown) else ""
     why = ("a budget of a few epochs rewards networks that learn fast over those that gain most from long training; "
            "128 px inputs against the papers' 224 px leave deep stacks less to resolve; and 9,469 images of 10 "

@@ -93,7 +93,7 @@ else:
                         alt.Tooltip("paper_top1:Q", format=".1f", title="paper, ImageNet (%)"),
                         alt.Tooltip("ours_top1:Q", format=".2f", title="ours, Imagenette (%)"),
                         alt.Tooltip("paper_source:N", title="paper figure")], COLORS, height=340)
-    st.markdown(orders_sentence(prow.to_dict("records")))
+    st.markdown(orders_sentence(prow.to_dict("records"), {a: c for a, (_, c) in loaded.items()}))
     left_out = [ui.title_of(loaded, a) for a in loaded if a not in set(prow["arch"])]
     st.caption("ImageNet has 1,000 classes and Imagenette 10 easy ones, so the two axes are not on one scale: read "
                "the order, not the distance." + (f" Left out, their papers give no ImageNet top-1: {', '.join(left_out)} "

@@ -64,7 +64,7 @@ def test_one_sentence_for_every_model_trained_at_one_smaller_size():
 
 
 def _row(model, paper, ours):
-    return {"model": model, "paper_top1": paper, "ours_top1": ours}
+    return {"arch": model, "model": model, "paper_top1": paper, "ours_top1": ours}
 
 
 def test_orders_sentence_when_the_orders_agree():
@@ -86,6 +86,13 @@ def test_orders_sentence_names_the_pairs_that_swap():
     assert "ResNet-18 is above ResNet-34 here (80.2 against 79.5), below it in the papers (72.1 against 75.5)" in s
     assert "AlexNet is above ViT here" in s and s.count("is above") == 2   # one pair per model: 2 pairs, 4 models
     assert "budget" in s and "128 px" in s and "1.28 million" in s
+    # with the cards, each swapped pair says how the budgets differed here
+    cards = {"ResNet-18": {"epochs": 16, "train_compute": {"flops": 4e17}},
+             "ResNet-34": {"epochs": 10, "train_compute": {"flops": 5e17}},
+             "AlexNet": {"epochs": 30, "train_compute": {"flops": 1e17}}, "ViT": {"epochs": 30, "train_compute": {"flops": 2e17}}}
+    s = orders_sentence(rows, cards)
+    assert "below it in the papers (72.1 against 75.5); here ResNet-34 trained 10 epochs to ResNet-18's 16, with 1.2x its training compute" in s
+    assert "here ViT trained with 2.0x its training compute" in s          # the same epochs: only the compute is said
 
 
 @pytest.mark.parametrize("tie", ["paper", "ours"])
