@@ -206,10 +206,13 @@ def effective_rf(feature: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return m / m.sum().clamp(min=1e-30)
 
 
-def mass_radius(erf: torch.Tensor, share: float = 0.9) -> float:
-    """The radius (px) of the smallest centred square that holds `share` of the map's mass."""
+def mass_radius(erf: torch.Tensor, share: float = 0.9, centre: tuple[float, float] | None = None) -> float:
+    """The radius (px) of the smallest square around `centre` (row, column in pixel coordinates;
+    default the map's centre) that holds `share` of the map's mass. The centre unit of an
+    even-sized feature map does not sit at the image's centre (ResNet's 4x4 layer4: 16 px off), so
+    callers pass the unit's own centre."""
     h, w = erf.shape
-    cy, cx = (h - 1) / 2, (w - 1) / 2
+    cy, cx = centre if centre is not None else ((h - 1) / 2, (w - 1) / 2)
     ys = torch.arange(h, dtype=torch.float32)[:, None].expand(h, w)
     xs = torch.arange(w, dtype=torch.float32)[None, :].expand(h, w)
     r = torch.maximum((ys - cy).abs(), (xs - cx).abs()).flatten()
@@ -217,6 +220,12 @@ def mass_radius(erf: torch.Tensor, share: float = 0.9) -> float:
     mass = erf.flatten()[order].cumsum(0) / erf.sum().clamp(min=1e-30)
     k = int(torch.searchsorted(mass, torch.tensor(share)).clamp(max=len(r) - 1))
     return float(r[order][k]) + 0.5
+
+
+def unit_centre(start: float, jump: float, grid: tuple[int, int]) -> tuple[float, float]:
+    """Where in the input (px) the centre unit (h // 2, w // 2) of a feature map looks, from the
+    map's receptive-field geometry (`explorer.anatomy`: first unit's centre, stride in pixels)."""
+    return start + (grid[0] // 2) * jump, start + (grid[1] // 2) * jump
 
 
 def linf_steps(eps: float) -> float:

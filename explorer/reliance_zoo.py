@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from explorer import reliance, sidecar
-from explorer.representations import choose, decode, images_key
+from explorer.representations import choose, decode, images_key, weight_layers
 from explorer.units import probe_layers
 from models import data
 
@@ -172,9 +172,14 @@ class Reliance:
     erf: list[np.ndarray]     # per layer, normalised to sum 1
     erf_random: list[np.ndarray]
     meta: dict
+    centres: list = None      # per layer, the centre unit's centre in input px (None: the map's centre)
+    depths: list = None       # per layer, the weight layers at or before it
 
     def radius(self, i: int, random: bool = False, share: float = 0.9) -> float:
-        return reliance.mass_radius(torch.from_numpy((self.erf_random if random else self.erf)[i]).float(), share)
+        """The 90%-mass radius of a layer's effective field, around its centre unit's own centre."""
+        centre = self.centres[i] if self.centres else None
+        return reliance.mass_radius(torch.from_numpy((self.erf_random if random else self.erf)[i]).float(), share,
+                                    centre)
 
 
 def save(path: Path, result: dict, card: dict, model_input: int) -> None:
@@ -199,10 +204,17 @@ def load(path: Path, card: dict) -> Reliance | None:
             return None
         g, meta = f.get_tensor, f.meta
         n = len(meta["layers"])
+        preset = card.get("preset", "explorer")
+        geometry = {ly.path: ly for ly in spatial_layers(card["arch"], preset)}
+        known = [geometry.get(d["path"]) for d in meta["layers"]]
+        centres = [reliance.unit_centre(ly.start, ly.jump, ly.grid) if ly is not None and ly.start is not None else None
+                   for ly in known]
+        depths = (weight_layers(card["arch"], known, preset)[0] if all(ly is not None for ly in known)
+                  else [None] * len(known))
         return Reliance(card["arch"], *(g(k).tolist() for k in ("shuffle", "drop", "fgsm", "pgd")),
                         g("fourier").numpy(), meta["layers"],
                         [g(f"erf_{i}").float().numpy() for i in range(n)],
-                        [g(f"erf_random_{i}").float().numpy() for i in range(n)], meta)
+                        [g(f"erf_random_{i}").float().numpy() for i in range(n)], meta, centres, depths)
 
 
 def load_zoo(checkpoints: Path, cards: dict[str, dict]) -> dict[str, Reliance]:
@@ -401,22 +413,32 @@ def fitting_stage(r: Reliance) -> int | None:
 
 
 def erf_sentence(rel: dict[str, Reliance], titles: dict[str, str]) -> str:
-    """At each model's deepest stage whose theoretical field fits the input: the effective radius
-    against the theoretical one, and against a random init of the same network."""
+    """At each model's deepest stage whose theoretical field fits the image: the effective radius
+    against the theoretical one, whether that share falls with the number of weight layers before
+    the stage (Luo et al.: the effective field grows as the square root of depth, the theoretical
+    one linearly), and the effect of training against a random init."""
     at = {a: i for a, r in rel.items() if (i := fitting_stage(r)) is not None}
     if not at:
         return ""
     ratio = {a: rel[a].radius(i) / theoretical_radius(rel[a].layers[i]) for a, i in at.items()}
     lo, hi = min(ratio, key=ratio.get), max(ratio, key=ratio.get)
+    where = lambda a: f"{titles[a]}'s {rel[a].layers[at[a]]['label']}"  # noqa: E731
+    s = (f"At the deepest stage whose theoretical field still fits in the image, 90% of the gradient lies within "
+         f"{ratio[lo]:.0%} of the theoretical radius for {where(lo)} and {ratio[hi]:.0%} for {where(hi)} "
+         f"(median {_median(list(ratio.values())):.0%}).")
+    depth = {a: rel[a].depths[i] for a, i in at.items() if rel[a].depths and rel[a].depths[i] is not None}
+    if len(depth) >= 3 and len(set(depth.values())) > 1:
+        from scipy.stats import spearmanr
+        rho = float(spearmanr([depth[a] for a in depth], [ratio[a] for a in depth]).statistic)
+        s += (f" Across {len(depth)} networks the share {'falls' if rho < 0 else 'does not fall'} as the weight layers "
+              f"before the stage grow (Spearman ρ = {rho:.2f})"
+              + (": as Luo et al. predict, the field that matters grows more slowly than the one that could."
+                 if rho <= -0.3 else ", unlike Luo et al.'s prediction." if rho >= 0.3 else
+                 ": too weak a trend to confirm Luo et al.'s prediction."))
     grew = [a for a, i in at.items() if rel[a].radius(i) > rel[a].radius(i, random=True) + 1]
     shrank = [a for a, i in at.items() if rel[a].radius(i) < rel[a].radius(i, random=True) - 1]
-    s = (f"At the deepest stage whose theoretical field still fits in the image, 90% of the gradient lies within "
-         f"{_median(list(ratio.values())):.0%} of the theoretical radius for the median model (from {ratio[lo]:.0%} "
-         f"for {titles[lo]} at {rel[lo].layers[at[lo]]['label']} to {ratio[hi]:.0%} for {titles[hi]})"
-         + (": as Luo et al. found, the pixels that move a unit are a fraction of those that can."
-            if _median(list(ratio.values())) < 0.8 else ", nearly all of it, not the small fraction Luo et al. found."))
     s += (f" Against a random init of the same network, at that stage, training widened it in {len(grew)} of {len(at)} "
           f"models and narrowed it in {len(shrank)}" + (f" ({', '.join(titles[a] for a in shrank)})." if 0 < len(shrank) <= 5 else "."))
     if len(grew) < len(shrank):
-        s += " Luo et al. saw it widen with training; here it mostly narrows."
+        s += " Luo et al. saw it widen with training; here it narrows more often."
     return s

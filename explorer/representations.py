@@ -102,10 +102,10 @@ def decode(paths: list[Path], side: int) -> torch.Tensor:
 
 # --- relative depth ------------------------------------------------------------------------
 
-def relative_depth(arch: str, layers: list[Layer], preset: str = "explorer") -> list[float]:
-    """Per layer, the share of the network's weight layers (convolutions and fully connected
-    layers; not normalisation) at or before its output, the classifier counted: the first layer
-    of an 8-layer AlexNet is at 1/8, fc7 at 7/8."""
+def weight_layers(arch: str, layers: list[Layer], preset: str = "explorer") -> tuple[list[int], int]:
+    """Per layer, how many weight layers (convolutions and fully connected layers; not
+    normalisation) come at or before its output, and how many the network has, the classifier
+    counted as one."""
     t = anatomy.table(arch, preset)
     weighted = [r.params > 0 and not r.name.endswith(" (own)") and not any(k in r.kind for k in NORM_KINDS)
                 for r in t.rows]
@@ -119,8 +119,15 @@ def relative_depth(arch: str, layers: list[Layer], preset: str = "explorer") -> 
             last = max(inside)
         else:
             last = first_head - 1
-        out.append(sum(weighted[:min(last, first_head - 1) + 1]) / total)
-    return out
+        out.append(sum(weighted[:min(last, first_head - 1) + 1]))
+    return out, total
+
+
+def relative_depth(arch: str, layers: list[Layer], preset: str = "explorer") -> list[float]:
+    """Per layer, the share of the network's weight layers at or before its output (`weight_layers`):
+    the first layer of an 8-layer AlexNet is at 1/8, fc7 at 7/8."""
+    counts, total = weight_layers(arch, layers, preset)
+    return [c / total for c in counts]
 
 
 # --- features ------------------------------------------------------------------------------

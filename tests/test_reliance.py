@@ -212,11 +212,34 @@ def test_the_reliance_sentences_name_what_the_numbers_show():
     assert "adds +30 points of error to ResNet-18 and +0 to ViT" in f
     assert "ResNet-18 is the more fragile at high frequencies" in f and "ViT is the more fragile at low" in f
     e = rz.erf_sentence({"resnet18": _rel("resnet18", (90,) * 5, erf=(4.0, 8.0))}, titles)
-    assert "narrowed it in 1" in e and "(ResNet-18)" in e and "here it mostly narrows" in e
-    assert "within 40% of the theoretical radius" in e and "as Luo et al. found" in e   # 4 px of a 20 px field
+    assert "narrowed it in 1" in e and "(ResNet-18)" in e and "here it narrows more often" in e
+    assert "within 40% of the theoretical radius for ResNet-18's stage" in e            # 4 px of a 20 px field
+    # the share against depth: three networks whose share falls as they deepen
+    rel3 = {a: _rel(a, (90,) * 5, erf=(r, r)) for a, r in (("resnet18", 2.0), ("vgg16", 4.0), ("vit", 8.0))}
+    for a, d in (("resnet18", 12), ("vgg16", 6), ("vit", 2)):
+        rel3[a].depths = [d]
+    e = rz.erf_sentence(rel3, titles)
+    assert "Across 3 networks the share falls" in e and "ρ = -1.00" in e and "as Luo et al. predict" in e
     t = {"steps": 4, "fooling_rate": {"resnet18": {"resnet18": 100, "vgg16": 60, "vit": 10},
                                       "vgg16": {"resnet18": 50, "vgg16": 100, "vit": 20},
                                       "vit": {"resnet18": 5, "vgg16": 15, "vit": 90}}}
     ts = rz.transfer_sentence(t, titles)
     assert "made for ResNet-18, they fool VGG-16 on 60%" in ts
     assert "Between two CNNs they transfer at a median of 55%" in ts and "at 12%: less, as Mahmood" in ts
+
+
+def test_the_receptive_field_radius_is_measured_around_the_centre_units_own_centre():
+    """Two 3x3 stride-2 convs on 32 px: a 8x8 map whose centre unit (4, 4) looks at (17, 17), not at
+    the image's centre (15.5, 15.5). Around its own centre its field (7 px) has radius 3.5 at most;
+    around the image's centre the same map would measure wider."""
+    from explorer import reliance
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, 2, 1), nn.ReLU(), nn.Conv2d(4, 4, 3, 2, 1))
+    erf = reliance.effective_rf(net, _images(4, 32))
+    # geometry: first unit centred at 0 (padding 1), a jump of 4 px at the second layer
+    centre = reliance.unit_centre(0.0, 4.0, (8, 8))
+    assert centre == (16.0, 16.0)
+    ys, xs = torch.nonzero(erf > 0, as_tuple=True)
+    assert float(ys.float().mean()) == pytest.approx(16.0, abs=0.6) and float(xs.float().mean()) == pytest.approx(16.0, abs=0.6)
+    assert reliance.mass_radius(erf, 1.0, centre) <= 3.5
+    assert reliance.mass_radius(erf, 1.0) > reliance.mass_radius(erf, 1.0, centre)
