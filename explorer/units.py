@@ -67,12 +67,12 @@ def probe_layers(arch: str, preset: str = "explorer", blocks: int = 4) -> list[L
     else:
         last_row_of: dict[str, str] = {}
         for r in t.rows:
-            last_row_of[_unit(r.name)] = r.name
+            last_row_of[_part(r.name)] = r.name
         for s in anatomy.stages(t):
             names = {r.name for r in s.rows}
             spatial = [r for r in s.rows if r.spatial and r.kind not in ("MaxPool2d", "AvgPool2d")
-                       and not r.name.endswith("(own)") and last_row_of[_unit(r.name)] in names]
-            if not spatial or s.size == "classifier":
+                       and not r.name.endswith("(own)") and last_row_of[_part(r.name)] in names]
+            if not spatial or s.key == "classifier":
                 continue
             path = _stage_end(t, spatial[-1])
             m = t.modules[path]
@@ -83,10 +83,10 @@ def probe_layers(arch: str, preset: str = "explorer", blocks: int = 4) -> list[L
     return out
 
 
-def _unit(name: str) -> str:
+def _part(name: str) -> str:
     """The block a layer belongs to: the first path part that is not the trunk or one of the zoo's
     generic containers (MobileNet's features.3, ResNet's layer1, AlexNet's features.13). A stage
-    ends with the last unit that finishes inside it, so a block is never cut in two."""
+    ends with the last block that finishes inside it, so a block is never cut in two."""
     parts = name.removesuffix(" (own)").split(".")
     for i, part in enumerate(parts):
         if part != "trunk" and part not in anatomy.CONTAINERS:

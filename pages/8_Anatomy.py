@@ -79,7 +79,7 @@ for what, title in (("params", "parameters"), ("MACs", "multiply-accumulates")):
         y=alt.Y(f"{what} %:Q", title=f"share of {title} (%)", scale=alt.Scale(domain=[0, 100])),
         xOffset=alt.XOffset("configuration:N", sort=list(configs)),
         color=alt.Color("configuration:N", sort=list(configs), legend=alt.Legend(orient="top", title=None)),
-        tooltip=["configuration", "stage", "resolution", alt.Tooltip("params:Q", format=","),
+        tooltip=["configuration", "stage", "resolution or block", alt.Tooltip("params:Q", format=","),
                  alt.Tooltip("params %:Q", format=".1f"), alt.Tooltip("MACs:Q", format=","),
                  alt.Tooltip("MACs %:Q", format=".1f")],
     ).properties(height=340, title=f"Where the {title} are"), width="stretch")
@@ -242,7 +242,7 @@ ui.chart(alt.Chart(both).mark_bar().encode(
     xOffset="configuration:N", color=alt.Color("configuration:N", title=None,
                                                scale=ui.model_colors([specs[first].title, specs[second].title]),
                                                legend=alt.Legend(orient="bottom")),
-    tooltip=["configuration", "stage", "resolution", alt.Tooltip("params:Q", format=","),
+    tooltip=["configuration", "stage", "resolution or block", alt.Tooltip("params:Q", format=","),
              alt.Tooltip("GMACs:Q", format=".3f")]).properties(height=340), width="stretch")
 st.caption("Each network's own stages (runs of layers at one resolution, or blocks), numbered in forward order: the "
            "two bars of a number are the two networks' stages at the same depth, not necessarily the same layers. "

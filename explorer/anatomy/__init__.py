@@ -13,7 +13,7 @@ public name is re-exported here, so `from explorer import anatomy; anatomy.table
   pass by a `TorchFunctionMode`.
 * `layers`: the layer table, the service other modules use (`table`, `Table`, `Row`), folded
   to blocks by `group` (`max_depth`); `describe`, `fmt_shape` and `fmt_rf` write its cells.
-* `staging`: stages (`stages`, `Stage`) and the names a learner uses for units (`unit_names`,
+* `staging`: stages (`stages`, `Stage`) and the names a learner uses for a network's parts (`part_names`,
   `CONTAINERS`).
 * `graph`: the building block as a graph (`block_graph`, Graphviz DOT traced with torch.fx).
 * `alignment`: layer-by-layer alignment of two tables (`align`, `Pair`, `comparable`,
@@ -32,7 +32,7 @@ from explorer.anatomy.display import (
 from explorer.anatomy.fields import INF, RF, ReceptiveFields
 from explorer.anatomy.graph import block_graph
 from explorer.anatomy.layers import Row, Table, describe, fmt_rf, fmt_shape, group, max_depth, table
-from explorer.anatomy.staging import CONTAINERS, Stage, stages, unit_names
+from explorer.anatomy.staging import CONTAINERS, Stage, stages, part_names
 
 __all__ = [
     # fields
@@ -40,7 +40,7 @@ __all__ = [
     # layers
     "Row", "Table", "describe", "fmt_rf", "fmt_shape", "group", "max_depth", "table",
     # staging
-    "CONTAINERS", "Stage", "stages", "unit_names",
+    "CONTAINERS", "Stage", "stages", "part_names",
     # graph
     "block_graph",
     # alignment

@@ -74,7 +74,7 @@ def stage_rows(tables: dict[str, Table]) -> list[dict]:
     for config, t in tables.items():
         for i, s in enumerate(stages(t)):
             out.append({"configuration": config, "order": i, "stage": s.label.split(" · ", 1)[-1]
-                        if " · " in s.label else s.label, "resolution": s.size, "params": s.params,
+                        if " · " in s.label else s.label, "resolution or block": s.key, "params": s.params,
                         "MACs": s.macs, "params %": 100 * s.params / t.params if t.params else 0.0,
                         "MACs %": 100 * s.macs / t.macs if t.macs else 0.0})
     return out

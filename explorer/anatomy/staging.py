@@ -1,8 +1,8 @@
-"""Stages of the layer table, and the names a learner would use for its units.
+"""Stages of the layer table, and the names a learner would use for a network's parts.
 
 `stages` groups consecutive layers producing maps of one resolution, the grouping of the
 ResNet and MobileNet papers' tables ("output size"); blocks of tokens for ViT and Mixer; and
-the classifier. `unit_names` names the unit each layer belongs to (layer1, inception3a, conv1
+the classifier. `part_names` names the part each layer belongs to (layer1, inception3a, conv1
 ... fc8, block 1, 2, ...), which labels the stages; `CONTAINERS` are the zoo's generic
 containers, whose contents are named rather than the container itself.
 """
@@ -19,7 +19,7 @@ class Stage:
     rows: list[Row]
     params: int
     macs: int
-    size: str
+    key: str      # what groups its rows: the map size ("64x64"), the block ("block 3"), or "classifier"
 
 
 def stages(t: Table) -> list[Stage]:
@@ -59,7 +59,7 @@ def stages(t: Table) -> list[Stage]:
             i += 1
     out: list[Stage] = []
     for r, k in zip(t.rows, keys):
-        if out and out[-1].size == k:
+        if out and out[-1].key == k:
             s = out[-1]
             s.rows.append(r)
             s.params += r.params
@@ -72,16 +72,16 @@ def stages(t: Table) -> list[Stage]:
             out[i + 1].rows[:0] = s.rows
             continue
         merged.append(s)
-    names = unit_names(t)
+    names = part_names(t)
     for s in merged:
         if t.token_model:
             continue
         units = list(dict.fromkeys(names[r.name] for r in s.rows if names.get(r.name)))
         span = _span(units)
-        if s.size == "classifier":
+        if s.key == "classifier":
             s.label = f"classifier · {span}" if span and span != "head" else "classifier"
         elif span:
-            s.label = f"{s.size} · {span}"
+            s.label = f"{s.key} · {span}"
     return merged
 
 
@@ -99,8 +99,8 @@ def _span(units: list[str]) -> str:
 CONTAINERS = ("features", "fc67")   # the zoo's generic containers: name what is inside them
 
 
-def unit_names(t: Table) -> dict[str, str]:
-    """Row name -> the name a learner would use for the unit it belongs to.
+def part_names(t: Table) -> dict[str, str]:
+    """Row name -> the name a learner would use for the part of the network it belongs to.
 
     Named children of the trunk (ResNet's layer1, GoogLeNet's inception3a, LeNet's c1) name
     themselves. Inside a container of numbered layers (AlexNet's and VGG's `features`) the
