@@ -180,7 +180,7 @@ def test_cold_start_two_pages_at_once(chromium):
 def test_the_whole_zoo_fits_at_1024(chromium, tiny_data, tmp_path_factory):
     """All 14 architectures loaded (random weights, scored on the tiny data): the layouts built for
     a few models must hold for the whole zoo (Classify's matrix, Compare's tables, legends and
-    scatter names, the token models' attention pages)."""
+    scatter names, the token models' attention pages, the Reliance charts, also at 1920 px)."""
     import random_zoo
     zoo14 = random_zoo.build(tmp_path_factory.mktemp("zoo14"), tiny_data, per_class=1, reliance=True)
     with B.serve(zoo14) as (url, _):
@@ -190,11 +190,20 @@ def test_the_whole_zoo_fits_at_1024(chromium, tiny_data, tmp_path_factory):
                                  ("Compare", "Two models side by side"),
                                  ("ViT_Attention", "how far its token mixing reaches"),
                                  ("Attributions", "Do the methods agree?"),
-                                 ("Reliance", "At the last stage, 90% of the gradient")):
+                                 ("Reliance", "At the deepest stage whose theoretical field")):
                 B.open_page(page, url, path)
                 text = check(page, url, f"/{path} with 14 models at 1024 px")
                 assert shows(marker, text), f"/{path} with 14 models did not draw its results ({marker!r})"
                 B.screenshot(page, SHOTS / f"zoo14-{path}-1024.png", 1024)
+        finally:
+            page.context.close()
+        page = B.new_page(chromium, 1920)   # the Reliance page's zoo-wide charts at the widest too
+        try:
+            B.open_page(page, url, "Reliance")
+            text = check(page, url, "/Reliance with 14 models at 1920 px")
+            assert "At the deepest stage whose theoretical field" in text and "keeps the most of its clean" in text
+            assert charts_inside(page, "/Reliance with 14 models at 1920 px") == 8
+            B.screenshot(page, SHOTS / "zoo14-Reliance-1920.png", 1920)
         finally:
             page.context.close()
 
@@ -746,7 +755,7 @@ def test_reliance_across_the_zoo_and_on_an_upload(server, chromium, tmp_path, wi
         B.open_page(page, server, "Reliance")
         text = check(page, server, f"/Reliance at {width} px")
         for said in ("keeps the most of its clean top-1", "With 50% of the patches hidden", "PGD at 2/255",
-                     "Noise at 40 to 56 cycles per image", "At the last stage, 90% of the gradient"):
+                     "Noise at 40 to 56 cycles per image", "At the deepest stage whose theoretical field"):
             assert said in text, said
         transfer = rz.load_transfer(CHECKPOINTS / rz.TRANSFER, cards) is not None
         assert ("they fool" in text) == transfer
