@@ -298,11 +298,12 @@ def kept_sentence(rel: dict[str, Reliance], titles: dict[str, str], key: str, at
     field, _, name = CURVES[key]
     kept = {}
     for a, r in rel.items():
-        if at in r.meta[field]:
-            curve = getattr(r, key)
+        curve = getattr(r, key)
+        if at in r.meta[field] and curve[0] > CHANCE:
             kept[a] = _share(curve[r.meta[field].index(at)], curve[0])
     if len(kept) < 2:
-        return ""
+        return ("Fewer than two models are above chance on these images, so what the change costs them cannot be "
+                "compared." if len(rel) >= 2 else "")
     hi, lo = max(kept, key=kept.get), min(kept, key=kept.get)
     what = f"Shuffled into {name(at)} patches" if key == "shuffle" else f"With {name(at)} of the patches hidden"
     s = (f"{what}, {titles[hi]} keeps the most of its clean top-1 above chance ({kept[hi]:.0f}% of it) and "

@@ -201,7 +201,7 @@ def test_the_whole_zoo_fits_at_1024(chromium, tiny_data, tmp_path_factory):
         try:
             B.open_page(page, url, "Reliance")
             text = check(page, url, "/Reliance with 14 models at 1920 px")
-            assert "At the deepest stage whose theoretical field" in text and "keeps the most of its clean" in text
+            assert "At the deepest stage whose theoretical field" in text and "PGD at 2/255" in text
             assert charts_inside(page, "/Reliance with 14 models at 1920 px") == 8
             B.screenshot(page, SHOTS / "zoo14-Reliance-1920.png", 1920)
         finally:

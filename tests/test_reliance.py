@@ -206,6 +206,8 @@ def test_the_reliance_sentences_name_what_the_numbers_show():
     assert "as Naseer et al. found" in s
     rel["vit"] = _rel("vit", (70, 20, 10, 10, 10))
     assert "the opposite of what Naseer" in rz.kept_sentence(rel, titles, "shuffle", 4)
+    chance = {a: _rel(a, (10, 10, 10, 10, 10)) for a in titles}         # untrained: nothing above chance to keep
+    assert rz.kept_sentence(chance, titles, "shuffle", 4).startswith("Fewer than two models are above chance")
     a = rz.adversarial_sentence(rel, titles)
     assert "PGD at 2/255" in a and "3 of 3 models are at chance" in a and "for 3 of 3 models" in a
     f = rz.fourier_sentence(_rel("resnet18", (90,) * 5, high=30), _rel("vit", (90,) * 5, low=20), "ResNet-18", "ViT")
