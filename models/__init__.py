@@ -13,7 +13,7 @@ from . import (  # noqa: F401  -- importing registers each family, in historical
 )
 from .checkpoint import CheckpointError, load, read_card, save
 from .registry import ArchSpec, Preset, create, get_spec, list_architectures
-from .zoo import ZooNet
+from .zoonet import ZooNet
 
 __all__ = ["ArchSpec", "CheckpointError", "Preset", "ZooNet", "create", "get_spec", "list_architectures",
            "load", "read_card", "save"]

@@ -20,7 +20,7 @@ from __future__ import annotations
 from torch import nn
 
 from .registry import ArchSpec, Paper, Preset, Reported, register
-from .zoo import ZooNet, fc_net, init_kaiming
+from .zoonet import ZooNet, fc_net, init_kaiming
 
 
 def lrn() -> nn.LocalResponseNorm:

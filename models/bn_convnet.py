@@ -17,7 +17,7 @@ from __future__ import annotations
 from torch import nn
 
 from .registry import ArchSpec, Paper, Preset, Reported, register
-from .zoo import ZooNet
+from .zoonet import ZooNet
 
 
 def conv_bn(cin: int, cout: int) -> nn.Sequential:

@@ -17,7 +17,7 @@ from __future__ import annotations
 from torchvision.models import DenseNet
 
 from .registry import ArchSpec, Paper, Preset, Reported, register
-from .zoo import lift_head, require_rgb
+from .zoonet import lift_head, require_rgb
 
 
 def densenet121(num_classes: int = 10, in_chans: int = 3):

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from torchvision.models import GoogLeNet
 from .registry import ArchSpec, Paper, Preset, Reported, register
-from .zoo import lift_head, require_rgb
+from .zoonet import lift_head, require_rgb
 
 
 def googlenet(num_classes: int = 10, in_chans: int = 3, dropout: float = 0.4):

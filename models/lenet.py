@@ -21,7 +21,7 @@ from torch import nn
 import torch.nn.functional as F
 
 from .registry import ArchSpec, Paper, Preset, Reported, register
-from .zoo import ZooNet
+from .zoonet import ZooNet
 
 # Table I of the paper: which S2 maps (columns) feed each C3 map (rows).
 C3_TABLE = (

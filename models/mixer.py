@@ -16,7 +16,7 @@ from timm.models.mlp_mixer import MlpMixer
 from torch import nn
 
 from .registry import ArchSpec, Paper, Preset, Reported, register
-from .zoo import ZooNet
+from .zoonet import ZooNet
 
 
 def mixer(num_classes: int = 10, in_chans: int = 3, img_size: int = 224, patch_size: int = 16,

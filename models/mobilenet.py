@@ -16,7 +16,7 @@ from __future__ import annotations
 from torchvision.models import MobileNetV2
 
 from .registry import ArchSpec, Paper, Preset, Reported, register
-from .zoo import lift_head, require_rgb
+from .zoonet import lift_head, require_rgb
 
 
 def mobilenet_v2(num_classes: int = 10, in_chans: int = 3, width_mult: float = 1.0):

@@ -22,7 +22,7 @@ from __future__ import annotations
 from torch import nn
 
 from .registry import ArchSpec, Paper, Preset, Reported, register
-from .zoo import ZooNet, init_kaiming
+from .zoonet import ZooNet, init_kaiming
 
 
 def mlpconv(cin: int, cout: int, kernel: int, stride: int = 1, padding: int = 0, last: int | None = None):

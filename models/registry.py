@@ -9,7 +9,7 @@ reported ImageNet figures, and two presets:
   input of 160 px or less and 10 classes. Every deviation from the paper is listed,
   so the app can show it.
 
-Every model built here is a `ZooNet` (see `models/zoo.py`), so tools never special-case
+Every model built here is a `ZooNet` (see `models/zoonet.py`), so tools never special-case
 an architecture.
 """
 from __future__ import annotations

@@ -15,7 +15,7 @@ from __future__ import annotations
 from torchvision.models.resnet import BasicBlock, ResNet
 
 from .registry import ArchSpec, Paper, Preset, Reported, register
-from .zoo import lift_head, require_rgb
+from .zoonet import lift_head, require_rgb
 
 PAPER = Paper("Deep Residual Learning for Image Recognition", "K. He, X. Zhang, S. Ren, J. Sun",
               "CVPR 2016 (arXiv 1512.03385, 2015)", "https://arxiv.org/abs/1512.03385")

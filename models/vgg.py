@@ -17,7 +17,7 @@ from torch import nn
 from torchvision.models.vgg import cfgs, make_layers
 
 from .registry import ArchSpec, Paper, Preset, Reported, register
-from .zoo import ZooNet, fc_net, require_rgb
+from .zoonet import ZooNet, fc_net, require_rgb
 
 
 def vgg16(num_classes: int = 10, in_chans: int = 3, input_size: int = 224, fc_width: int = 4096,

@@ -19,7 +19,7 @@ from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
 from .registry import ArchSpec, Paper, Preset, Reported, register
-from .zoo import ZooNet
+from .zoonet import ZooNet
 
 
 def vit(num_classes: int = 10, in_chans: int = 3, img_size: int = 224, patch_size: int = 16,

@@ -17,7 +17,7 @@ from torch import nn
 
 from .alexnet import conv345, lrn
 from .registry import ArchSpec, Paper, Preset, Reported, register
-from .zoo import ZooNet, fc_net, init_kaiming
+from .zoonet import ZooNet, fc_net, init_kaiming
 
 
 def zfnet(num_classes: int = 10, in_chans: int = 3, input_size: int = 224, fc_width: int = 4096,
