@@ -203,7 +203,9 @@ def test_the_reliance_sentences_name_what_the_numbers_show():
            "vit": _rel("vit", (70, 65, 60, 50, 30))}
     s = rz.kept_sentence(rel, titles, "shuffle", 4)
     assert "ViT keeps the most of its clean top-1 above chance (83% of it) and VGG-16 the least (14%)" in s
-    assert "as Naseer et al. found" in s
+    assert "more, as Naseer et al. found" in s
+    near = dict(rel, vit=_rel("vit", (70, 65, 26, 20, 15)))          # 27% against the CNNs' 26%: too close
+    assert "no clear difference on these images" in rz.kept_sentence(near, titles, "shuffle", 4)
     rel["vit"] = _rel("vit", (70, 20, 10, 10, 10))
     assert "the opposite of what Naseer" in rz.kept_sentence(rel, titles, "shuffle", 4)
     chance = {a: _rel(a, (10, 10, 10, 10, 10)) for a in titles}         # untrained: nothing above chance to keep
@@ -228,6 +230,9 @@ def test_the_reliance_sentences_name_what_the_numbers_show():
     ts = rz.transfer_sentence(t, titles)
     assert "made for ResNet-18, they fool VGG-16 on 60%" in ts
     assert "Between two CNNs they transfer at a median of 55%" in ts and "at 12%: less, as Mahmood" in ts
+    t["fooling_rate"]["vgg16"]["resnet18"] = 10                          # CNN to CNN now 10 and 60: median 35
+    t["fooling_rate"]["resnet18"]["vgg16"] = 14                          # 12 against 12: too close
+    assert "too close to tell apart" in rz.transfer_sentence(t, titles)
 
 
 def test_the_receptive_field_radius_is_measured_around_the_centre_units_own_centre():
