@@ -379,6 +379,13 @@ def bands(r: Reliance, low=(8, 16), high=(40, 56)) -> tuple[float, float, float]
     return clean, pick(*low), pick(*high)
 
 
+def added_error(r: Reliance) -> np.ndarray:
+    """The Fourier map as points of error above the clean error (its centre), so two models with
+    different clean errors share one scale."""
+    f = list(r.meta["freqs"])
+    return r.fourier - r.fourier[f.index(0), f.index(0)]
+
+
 def fourier_sentence(a: Reliance, b: Reliance, ta: str, tb: str) -> str:
     """Where two models' Fourier heat maps differ: the error added by low and by high frequencies."""
     (ca, la, ha), (cb, lb, hb) = bands(a), bands(b)

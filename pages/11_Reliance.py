@@ -140,9 +140,11 @@ if rel:
         names = [titles[a] for a in t["models"]]
 
         def transfer_chart():
-            base = alt.Chart(trows).encode(
-                x=alt.X("scored by:N", sort=names, title="scored by", axis=alt.Axis(labelAngle=-40, labelLimit=160)),
-                y=alt.Y("made for:N", sort=names, title="images made for", axis=alt.Axis(labelLimit=160)))
+            base = alt.Chart(trows).encode(   # every model named on both axes: no label left out for overlap
+                x=alt.X("scored by:N", sort=names, title="scored by",
+                        axis=alt.Axis(labelAngle=-45, labelLimit=160, labelOverlap=False)),
+                y=alt.Y("made for:N", sort=names, title="images made for",
+                        axis=alt.Axis(labelLimit=160, labelOverlap=False)))
             cells = base.mark_rect().encode(
                 color=alt.Color("fooling rate (%):Q", scale=alt.Scale(scheme="orangered", domain=[0, 100]),
                                 legend=alt.Legend(title="fooled (%)")),
@@ -150,7 +152,7 @@ if rel:
             text = base.mark_text(fontSize=10).encode(
                 text=alt.Text("fooling rate (%):Q", format=".0f"),
                 color=alt.condition("datum['fooling rate (%)'] > 60", alt.value("white"), alt.value("black")))
-            return (cells + text).properties(height=26 * len(names) + 40)
+            return (cells + text).properties(height=30 * len(names) + 40)
         st.markdown(f"**Transfer**: PGD images at {t['steps']}/255 made for the model of each row, and the share of "
                     "them each column's model gets wrong, among the images it gets right when clean.")
         ui.chart_cached("reliance-transfer", KEY, transfer_chart, width="stretch")
@@ -202,27 +204,31 @@ if item is not None:
 # --- Fourier ------------------------------------------------------------------------------------
 st.header("Frequencies")
 if rel:
-    st.markdown("Error under noise of one spatial frequency: stripes of (u, v) cycles per image added to every val "
-                "image (Yin et al. 2019). The centre is the clean error; far from it, fine stripes.")
+    st.markdown("How much error stripes of one spatial frequency add: (u, v) cycles per image added to every val "
+                "image (Yin et al. 2019), in points of error above the model's clean error on the same images (red: "
+                "more errors, blue: fewer). The centre is the clean image itself; far from it, fine stripes.")
     opts = list(rel)
     c1, c2 = st.columns(2)
     fa = c1.selectbox("Left", opts, index=opts.index("resnet18") if "resnet18" in opts else 0, key="rel-fa",
                       format_func=titles.get)
     fb = c2.selectbox("Right", opts, index=opts.index("vit") if "vit" in opts else min(1, len(opts) - 1),
                       key="rel-fb", format_func=titles.get)
-    top = float(max(np.nanmax(rel[fa].fourier), np.nanmax(rel[fb].fourier)))
+    added = {a: rz.added_error(rel[a]) for a in (fa, fb)}
+    top = max(1.0, *(float(np.nanmax(np.abs(m))) for m in added.values()))
 
     def heat(arch: str):
-        r = rel[arch]
-        f = r.meta["freqs"]
-        rows = pd.DataFrame([{"u": u, "v": v, "error (%)": float(r.fourier[i, j])}
+        f = rel[arch].meta["freqs"]
+        rows = pd.DataFrame([{"u": u, "v": v, "added error (points)": float(added[arch][i, j]),
+                              "error (%)": float(rel[arch].fourier[i, j])}
                              for i, u in enumerate(f) for j, v in enumerate(f)])
         return alt.Chart(rows).mark_rect().encode(
             x=alt.X("v:O", sort=f, title="v (cycles per image, across)", axis=alt.Axis(labelAngle=0)),
             y=alt.Y("u:O", sort=list(reversed(f)), title="u (cycles per image, down)"),
-            color=alt.Color("error (%):Q", scale=alt.Scale(scheme="inferno", domain=[0, max(top, 1.0)]),
-                            legend=alt.Legend(title="error (%)")),
-            tooltip=["u", "v", alt.Tooltip("error (%):Q", format=".0f")]).properties(height=330, title=titles[arch])
+            color=alt.Color("added error (points):Q", scale=alt.Scale(scheme="redblue", reverse=True,
+                                                                      domain=[-top, top]),
+                            legend=alt.Legend(title="error added")),
+            tooltip=["u", "v", alt.Tooltip("added error (points):Q", format="+.0f"),
+                     alt.Tooltip("error (%):Q", format=".0f")]).properties(height=330, title=titles[arch])
     for col, arch in ((c1, fa), (c2, fb)):
         with col:
             ui.chart_cached("reliance-fourier", (shas[arch], top), lambda arch=arch: heat(arch), width="stretch")

@@ -250,3 +250,11 @@ def test_the_receptive_field_radius_is_measured_around_the_centre_units_own_cent
     assert float(ys.float().mean()) == pytest.approx(16.0, abs=0.6) and float(xs.float().mean()) == pytest.approx(16.0, abs=0.6)
     assert reliance.mass_radius(erf, 1.0, centre) <= 3.5
     assert reliance.mass_radius(erf, 1.0) > reliance.mass_radius(erf, 1.0, centre)
+
+
+def test_the_fourier_map_is_shown_as_error_added_to_the_clean_error():
+    from explorer import reliance_zoo as rz
+    r = _rel("vit", (60,) * 5, low=20, high=5)
+    added = rz.added_error(r)
+    c = r.meta["freqs"].index(0)
+    assert added[c, c] == 0 and added.max() == 20 and added.min() == 0
