@@ -165,7 +165,11 @@ def hidden_columns(page) -> list[str]:
 
 def hidden_rows(page, index: int = 0) -> dict:
     """The `index`-th data frame of the page: its rows drawn and whether some can only be reached
-    by scrolling inside it (a model hidden in a scroll box)."""
+    by scrolling inside it (a model hidden in a scroll box). The frame is scrolled into view first:
+    the data grid draws its scroller only once it is on screen."""
+    frame = page.locator('[data-testid="stMain"] [data-testid="stDataFrame"]').nth(index)
+    frame.scroll_into_view_if_needed()
+    frame.locator(".dvn-scroller").first.wait_for(timeout=30_000)
     return page.evaluate("""(i) => {
         const df = document.querySelectorAll('[data-testid="stMain"] [data-testid="stDataFrame"]')[i];
         const sc = df.querySelector('.dvn-scroller');
