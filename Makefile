@@ -16,9 +16,12 @@ test: $(STAMP) browser
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not browser and not proxy and not training and not ddp"
 
-$(STAMP): requirements.txt
+# the pinned requirements, then the project's own packages (models, explorer, training,
+# sidefiles) in development mode (pyproject.toml), so scripts and tests import them as they are
+$(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	cp requirements.txt $(STAMP)
 
 # Debian's Chromium for the end-to-end browser test (Playwright cannot download one here), and

@@ -34,14 +34,13 @@ import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
 
-import torch  # noqa: E402
-from PIL import Image  # noqa: E402
+import torch
+from PIL import Image
 
-import models  # noqa: E402
-from explorer import zoo  # noqa: E402
-from explorer.classify import classify  # noqa: E402
+import models
+from explorer import zoo
+from explorer.classify import classify
 
 TARGETS = {"warm_top5_ms": 150, "first_prediction_s": 10, "rss_mb": 1536, "rss_after_attributions_mb": 1536}
 SAMPLE = REPO / "samples" / "golf_ball-1.jpg"

@@ -32,12 +32,11 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
 
-import torch  # noqa: E402
+import torch
 
-import models  # noqa: E402
-from models import precision  # noqa: E402
+import models
+from models import precision
 
 
 def zoo() -> dict:

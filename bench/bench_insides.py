@@ -20,15 +20,14 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
 
-import torch  # noqa: E402
-from PIL import Image  # noqa: E402
+import torch
+from PIL import Image
 
-import models  # noqa: E402
-from explorer import attribution, retrieval  # noqa: E402
-from models import data  # noqa: E402
-from models.checkpoint import CheckpointError  # noqa: E402
+import models
+from explorer import attribution, retrieval
+from models import data
+from models.checkpoint import CheckpointError
 
 TARGETS = {"retrieval_search_ms": 20, "ig32_vit_s": 3.0}
 CK = REPO / "checkpoints"

@@ -44,7 +44,6 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
 import browser as B  # noqa: E402  (tests/browser.py: the app driven in Chromium)

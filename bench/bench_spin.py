@@ -22,7 +22,6 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
 SETTINGS = {"libgomp default (300,000)": {"GOMP_SPINCOUNT": "300000"}, "the app's (10,000)": {},
             "1,000": {"GOMP_SPINCOUNT": "1000"}, "passive": {"OMP_WAIT_POLICY": "PASSIVE", "GOMP_SPINCOUNT": ""}}
 

@@ -7,15 +7,13 @@ Picks evenly spaced images of each class (deterministic) and names them <class>-
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
+from PIL import Image
+
+from models import data
+
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from PIL import Image  # noqa: E402
-
-from models import data  # noqa: E402
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -3,17 +3,15 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from models import data
 
-from models import data  # noqa: E402
+REPO = Path(__file__).resolve().parent.parent
 
 # every chart the pages draw is checked against the Vega-Lite schema under test (the app skips it: explorer.ui.chart)
 os.environ.setdefault("VH_VALIDATE_CHARTS", "1")
@@ -54,7 +52,6 @@ def tiny_data(tmp_path_factory) -> Path:
 def _isolated_cache(tmp_path_factory):
     os.environ["VH_CACHE"] = str(tmp_path_factory.mktemp("vh-cache"))
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests' own helpers (odd_images)
 
 
 @pytest.fixture(autouse=True)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import re
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,8 +13,7 @@ import pytest
 import browser as B
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "deploy"))
-import serve  # noqa: E402
+import serve  # deploy/serve.py (pytest.ini's pythonpath)
 
 pytestmark = pytest.mark.proxy
 
