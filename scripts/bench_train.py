@@ -33,16 +33,16 @@ import sys
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
-sys.path[:0] = [str(REPO), str(HERE)]
+import torch
 
-import torch  # noqa: E402
+import models
+from models import data, precision
+from models.cost import gmacs
+from training import config
+from training.steps import build_optimizer, make_batch, train_step
+from training.data import train_store_size
 
-import models  # noqa: E402
-from models import data, precision  # noqa: E402
-from models.cost import gmacs  # noqa: E402
-import train  # noqa: E402
+REPO = Path(__file__).resolve().parent.parent
 
 PEAK_BF16_TFLOPS = {"H100": 989.4, "H200": 989.4, "A100": 312.0, "L4": 121.0}  # dense, vendor sheets
 DEFAULT_ARCHS = ["alexnet", "resnet18", "vit"]
@@ -72,21 +72,21 @@ def sync(device):
 
 def fast_path(arch: str, root: Path, device, batch: int, steps: int, warmup: int, compile_: bool,
               train_args: list[str], amp: bool) -> float:
-    cfg = train.parse_config(["--arch", arch, "--batch_size", str(batch), "--compile", str(compile_), *train_args])
+    cfg = config.parse_config(["--arch", arch, "--batch_size", str(batch), "--compile", str(compile_), *train_args])
     size = models.get_spec(arch).preset(cfg.preset).input_size
-    x, y = data.load_split(root, "train", data.train_store_size(size))
+    x, y = data.load_split(root, "train", train_store_size(size))
     x, y = x.to(device), y.to(device)
     torch.manual_seed(0)
     model = models.create(arch).to(device).to(memory_format=torch.channels_last).train()
-    opt = train.build_optimizer(model, cfg, device)
+    opt = build_optimizer(model, cfg, device)
     step_fn = torch.compile(model, mode=cfg.compile_mode or None) if compile_ else model
     for i in range(warmup + steps):
         if i == warmup:
             sync(device)
             t0 = time.perf_counter()
         idx = torch.randint(len(x), (batch,), device=device)
-        xb, ya, yb2, lam = train.make_batch(x, y, idx, size, model.in_chans, cfg)
-        train.train_step(step_fn, model, opt, xb, ya, yb2, lam, cfg, amp)
+        xb, ya, yb2, lam = make_batch(x, y, idx, size, model.in_chans, cfg)
+        train_step(step_fn, model, opt, xb, ya, yb2, lam, cfg, amp)
     sync(device)
     return steps * batch / (time.perf_counter() - t0)
 
@@ -144,7 +144,7 @@ def main() -> int:
     archs = args.arch or DEFAULT_ARCHS
     if "all" in archs:
         archs = [s.name for s in models.list_architectures()]
-    train.check_config(train.parse_config(["--arch", archs[0], *train_args]))  # a bad flag fails here, once
+    config.check_config(config.parse_config(["--arch", archs[0], *train_args]))  # a bad flag fails here, once
     peak, peak_note = peak_flops(device)
     amp = precision.autocast_ok(device)  # bf16 autocast where native: CUDA, or an AMX / AVX-512 BF16 CPU
     name = torch.cuda.get_device_name(device) if cuda else f"CPU {os.cpu_count()} cores {platform.machine()}"

@@ -6,7 +6,7 @@
 
 Built for a lent GPU whose commands last at most 10 minutes: run the same line again and
 it carries on (see docs/sweeps.md). Each invocation, for every architecture asked for (recipe
-from train.RECIPES; every flag this script does not know goes to scripts/train.py as is):
+from training.config.RECIPES; every flag this script does not know goes to scripts/train.py as is):
 
 * skips it when finished: runs/<arch>-<preset>/done.json, or an exported checkpoint whose
   card's recipe is the one asked for (a done.json of another recipe is reported as a
@@ -40,10 +40,9 @@ import tarfile
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE.parent), str(HERE)]
+from training.config import RECIPES, parse_config, recipe
 
-import train  # noqa: E402
+HERE = Path(__file__).resolve().parent
 
 KILL_GRACE_S = 10.0   # the hard stop comes this long before the budget ends
 OWN_FLAGS = ("--arch", "--resume", "--time_budget_s", "--deadline")  # set here per run
@@ -75,7 +74,7 @@ def same_recipe(have: dict | None, want: dict, fitted: bool) -> bool:
 def finished(cfg) -> str | None:
     """'done' or 'exported' when this exact recipe has finished, 'conflict' when the run
     directory finished another recipe, else None."""
-    want = json.loads(json.dumps(train.recipe(cfg)))
+    want = json.loads(json.dumps(recipe(cfg)))
     done = run_dir(cfg) / "done.json"
     if done.exists():
         d = json.loads(done.read_text())
@@ -120,7 +119,7 @@ def print_table(rows: list[dict]) -> None:
 def main(argv=None) -> int:
     t0 = time.time()  # the budget counts from here (after the imports, about 3 s)
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--archs", default=",".join(train.RECIPES), help="comma-separated (default: all, in order)")
+    ap.add_argument("--archs", default=",".join(RECIPES), help="comma-separated (default: all, in order)")
     ap.add_argument("--time_budget_s", type=float, default=540.0,
                     help="this invocation's wall-clock budget")
     ap.add_argument("--parallel", type=int, default=1, help="trainings at once (small nets share the GPU well)")
@@ -142,7 +141,7 @@ def main(argv=None) -> int:
                   *(["--holdout", str(args.holdout)] if args.holdout is not None else []),
                   "--progress", "false", *passthrough]
     archs = [a for a in args.archs.split(",") if a]
-    cfgs = {a: train.parse_config(["--arch", a, *train_args]) for a in archs}  # bad flags fail here
+    cfgs = {a: parse_config(["--arch", a, *train_args]) for a in archs}  # bad flags fail here
 
     states = {a: finished(cfg) for a, cfg in cfgs.items()}
     queue = [a for a in archs if states[a] is None]

@@ -9,6 +9,7 @@ import torch
 from PIL import Image
 
 from models import data
+from training import data as train_data
 
 
 def test_resolve_root_accepts_both_layouts(tiny_data, tmp_path):
@@ -52,10 +53,10 @@ def test_grey_input_for_one_channel_models():
 def test_random_resized_crop_and_mixing():
     torch.manual_seed(0)
     x = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (8, 3, 40, 40), dtype=np.uint8))
-    out = data.random_resized_crop(x, 32)
+    out = train_data.random_resized_crop(x, 32)
     assert out.shape == (8, 3, 32, 32) and out.min() >= 0 and out.max() <= 255
-    full = data.random_resized_crop(x, 40, scale=(1.0, 1.0), ratio=(1.0, 1.0), flip=False)
+    full = train_data.random_resized_crop(x, 40, scale=(1.0, 1.0), ratio=(1.0, 1.0), flip=False)
     assert torch.allclose(full, x.float(), atol=1e-3)  # the identity crop reproduces the image
     y = torch.arange(8)
-    xm, ya, yb, lam = data.mix_batch(out, y, mixup=0.2, cutmix=1.0)
+    xm, ya, yb, lam = train_data.mix_batch(out, y, mixup=0.2, cutmix=1.0)
     assert xm.shape == out.shape and 0 <= lam <= 1 and torch.equal(ya, y) and sorted(yb.tolist()) == list(range(8))

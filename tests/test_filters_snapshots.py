@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 import pickle
-import sys
+import runpy
 from pathlib import Path
 
 import pytest
@@ -12,30 +12,30 @@ from safetensors import safe_open
 
 import models
 from explorer import filters
+from training import config, schedule
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "scripts"))
-import train  # noqa: E402
+train_main = runpy.run_path(str(REPO / "scripts" / "train.py"))["main"]  # the script's main, run in this process
 
 
 # --- snapshots ----------------------------------------------------------------------------
 
 def test_snapshot_epochs():
-    assert train.snapshot_epochs(6) == [0, 1, 2, 5, 6]
-    assert train.snapshot_epochs(60) == [0, 1, 2, 5, 10, 20, 40, 60]
-    assert train.snapshot_epochs(40) == [0, 1, 2, 5, 10, 20, 40]
-    assert train.snapshot_epochs(1) == [0, 1]
+    assert schedule.snapshot_epochs(6) == [0, 1, 2, 5, 6]
+    assert schedule.snapshot_epochs(60) == [0, 1, 2, 5, 10, 20, 40, 60]
+    assert schedule.snapshot_epochs(40) == [0, 1, 2, 5, 10, 20, 40]
+    assert schedule.snapshot_epochs(1) == [0, 1]
 
 
 @pytest.mark.training
 def test_tiny_run_exports_snapshots_that_survive_resume(tiny_data, tmp_path):
     args = ["--arch", "lenet5", "--data", str(tiny_data), "--epochs", "6", "--out", str(tmp_path / "runs"),
             "--export", str(tmp_path / "ck"), "--batch_size", "20", "--progress", "false", "--ema", "0.5"]
-    first = train.main(train.parse_config([*args, "--stop_after_epochs", "3"]))
+    first = train_main(config.parse_config([*args, "--stop_after_epochs", "3"]))
     assert not first["finished"]
     state = torch.load(tmp_path / "runs" / "lenet5-explorer" / "state.pt", weights_only=True)
     assert sorted(state["filters"]) == [0, 1, 2]
-    assert train.main(train.parse_config([*args, "--resume", "true"]))["finished"]
+    assert train_main(config.parse_config([*args, "--resume", "true"]))["finished"]
 
     path = tmp_path / "ck" / "lenet5" / filters.SNAPSHOTS
     snaps = filters.load_snapshots(path)
@@ -43,7 +43,7 @@ def test_tiny_run_exports_snapshots_that_survive_resume(tiny_data, tmp_path):
     assert all(w.shape == (6, 3, 5, 5) and w.dtype == torch.float16 for _, w in snaps)
     assert torch.equal(snaps[1][1], state["filters"][1])  # kept across the resume, not recomputed
 
-    torch.manual_seed(0)  # what train.main seeds before building the model
+    torch.manual_seed(0)  # what train_main seeds before building the model
     init = models.create("lenet5", num_classes=10).stem.weight.detach().half()
     assert torch.equal(snaps[0][1], init)
     model, card = models.load("lenet5", tmp_path / "ck")

@@ -4,6 +4,7 @@ parameters get no weight decay; progressive sizes per epoch as declared; the car
 from __future__ import annotations
 
 import os
+import runpy
 import subprocess
 import sys
 from pathlib import Path
@@ -13,18 +14,17 @@ import torch
 
 import models
 import models.cost
+from test_train import TINY, _rows, kill_after_epoch
+from training import config, schedule, steps
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "scripts"))
-import train  # noqa: E402
-
-from test_train import TINY, _rows, kill_after_epoch  # noqa: E402
+train_main = runpy.run_path(str(REPO / "scripts" / "train.py"))["main"]  # the script's main, run in this process
 
 
 @pytest.mark.parametrize("kind", ["linear", "cosine"])
 @pytest.mark.parametrize("warmup,total", [(10, 100), (1, 7), (30, 31)])
 def test_schedule_reaches_zero_exactly_at_the_last_step(kind, warmup, total):
-    s = train.Schedule(warmup, total, kind)
+    s = schedule.Schedule(warmup, total, kind)
     factors = [s(i) for i in range(total + 3)]
     assert factors[total] == 0.0 and factors[total + 2] == 0.0
     assert all(f > 0 for f in factors[:total])
@@ -34,7 +34,7 @@ def test_schedule_reaches_zero_exactly_at_the_last_step(kind, warmup, total):
 
 
 def test_linear_schedule_is_linear_after_warmup():
-    s = train.Schedule(10, 110, "linear")
+    s = schedule.Schedule(10, 110, "linear")
     assert [s(i) for i in (10, 35, 60, 85, 110)] == pytest.approx([1.0, 0.75, 0.5, 0.25, 0.0])
     assert s(4) == pytest.approx(0.5)  # warm-up: (step + 1) / warmup
 
@@ -47,38 +47,38 @@ def test_linear_schedule_is_linear_after_warmup():
     (5, "", [64] * 5),
 ])
 def test_progressive_sizes_per_epoch_as_declared(epochs, sizes, want):
-    cfg = train.Config(arch="resnet18", epochs=epochs, sizes=sizes, image_size=128)
-    assert train.epoch_sizes(cfg, 64 if not sizes else 128) == want
+    cfg = config.Config(arch="resnet18", epochs=epochs, sizes=sizes, image_size=128)
+    assert config.epoch_sizes(cfg, 64 if not sizes else 128) == want
 
 
 def test_protocol_fields_apply_under_the_command_line():
-    cfg = train.parse_config(["--arch", "resnet18", "--protocol", "short-cnn", "--epochs", "9"])
+    cfg = config.parse_config(["--arch", "resnet18", "--protocol", "short-cnn", "--epochs", "9"])
     assert (cfg.protocol, cfg.schedule, cfg.sizes, cfg.epochs, cfg.optimizer) == ("short-cnn", "linear",
                                                                                    "96,112,128", 9, "sgd")
     assert cfg.ema == 0 and cfg.augment == "none"   # the EMA lost on the held-out slice: dropped
-    nobn = train.parse_config(["--arch", "alexnet", "--protocol", "short-cnn"])
+    nobn = config.parse_config(["--arch", "alexnet", "--protocol", "short-cnn"])
     assert nobn.optimizer == "adamw" and nobn.schedule == "linear" and nobn.sizes == ""   # AlexNet: fixed fc6 input
-    assert "--protocol short-cnn --epochs 9" in train.command(cfg)
-    vgg = train.parse_config(["--arch", "vgg16", "--protocol", "short-cnn"])   # the declared exception
+    assert "--protocol short-cnn --epochs 9" in config.command(cfg)
+    vgg = config.parse_config(["--arch", "vgg16", "--protocol", "short-cnn"])   # the declared exception
     assert (vgg.lr, vgg.optimizer, vgg.schedule) == (0.02, "sgd", "linear") and cfg.lr == 0.1
-    assert train.parse_config(["--arch", "vgg16", "--protocol", "short-cnn", "--lr", "0.05"]).lr == 0.05
+    assert config.parse_config(["--arch", "vgg16", "--protocol", "short-cnn", "--lr", "0.05"]).lr == 0.05
     with pytest.raises(SystemExit):
-        train.parse_config(["--arch", "resnet18", "--protocol", "no-such"])
-    for arch in train.FIXED_INPUT:   # a classifier reading a fixed-size map trains at its one size
-        cfg = train.parse_config(["--arch", arch, "--protocol", "short"])
+        config.parse_config(["--arch", "resnet18", "--protocol", "no-such"])
+    for arch in config.FIXED_INPUT:   # a classifier reading a fixed-size map trains at its one size
+        cfg = config.parse_config(["--arch", arch, "--protocol", "short"])
         assert cfg.sizes == "" and cfg.image_size == 0
-        train.check_config(cfg)
+        config.check_config(cfg)
 
 
 def test_one_flag_gives_each_family_its_protocol():
-    vit = train.parse_config(["--arch", "vit", "--protocol", "short", "--teacher", "resnet18"])   # named: kept
-    cnn = train.parse_config(["--arch", "densenet121", "--protocol", "short"])
+    vit = config.parse_config(["--arch", "vit", "--protocol", "short", "--teacher", "resnet18"])   # named: kept
+    cnn = config.parse_config(["--arch", "densenet121", "--protocol", "short"])
     assert (vit.protocol, vit.optimizer, vit.schedule, vit.sizes) == ("short-token", "adamw", "linear", "")
     assert (cnn.protocol, cnn.optimizer, cnn.sizes) == ("short-cnn", "sgd", "96,112,128")
-    assert "--protocol short-token" in train.command(vit) and "--teacher resnet18" in train.command(vit)
+    assert "--protocol short-token" in config.command(vit) and "--teacher resnet18" in config.command(vit)
     for arch, wrong in (("vit", "short-cnn"), ("resnet18", "short-token")):
         with pytest.raises(SystemExit, match="not"):
-            train.parse_config(["--arch", arch, "--protocol", wrong])
+            config.parse_config(["--arch", arch, "--protocol", wrong])
 
 
 def test_the_token_mixers_distil_from_the_best_cnn_of_the_zoo(tmp_path):
@@ -87,31 +87,31 @@ def test_the_token_mixers_distil_from_the_best_cnn_of_the_zoo(tmp_path):
         (tmp_path / arch).mkdir()
         (tmp_path / arch / "card.json").write_text(json.dumps({"arch": arch, "metrics": {"val_top1": top1}
                                                                if top1 else {}}))
-    assert train.best_teacher(tmp_path) == "bn_convnet"          # the ViT's 90 does not count: it never teaches
-    cfg = train.parse_config(["--arch", "mlp_mixer", "--protocol", "short", "--teacher_dir", str(tmp_path)])
-    assert cfg.teacher == "bn_convnet" and "--teacher bn_convnet" in train.command(cfg)
+    assert config.best_teacher(tmp_path) == "bn_convnet"          # the ViT's 90 does not count: it never teaches
+    cfg = config.parse_config(["--arch", "mlp_mixer", "--protocol", "short", "--teacher_dir", str(tmp_path)])
+    assert cfg.teacher == "bn_convnet" and "--teacher bn_convnet" in config.command(cfg)
     with pytest.raises(SystemExit, match="no CNN checkpoint"):
-        train.best_teacher(tmp_path / "vit")
+        config.best_teacher(tmp_path / "vit")
 
 
 def test_sizes_a_network_cannot_take_are_refused_before_training():
-    cfg = train.parse_config(["--arch", "vgg16", "--sizes", "96,128", "--image_size", "128"])
+    cfg = config.parse_config(["--arch", "vgg16", "--sizes", "96,128", "--image_size", "128"])
     with pytest.raises(SystemExit, match="fixed-size map"):
-        train.check_config(cfg)
-    assert train.accepts_sizes("resnet18", "explorer", [96, 112, 128])
+        config.check_config(cfg)
+    assert config.accepts_sizes("resnet18", "explorer", [96, 112, 128])
 
 
 @pytest.mark.parametrize("bad", [["--sizes", "96,112"], ["--sizes", "a,b"], ["--schedule", "step"]])
 def test_bad_protocol_settings_are_refused(bad):
-    cfg = train.parse_config(["--arch", "resnet18", "--image_size", "128", *bad])
+    cfg = config.parse_config(["--arch", "resnet18", "--image_size", "128", *bad])
     with pytest.raises(SystemExit):
-        train.check_config(cfg)
+        config.check_config(cfg)
 
 
 def test_norm_and_bias_parameters_get_no_weight_decay():
     for arch in ("resnet18", "densenet121", "vit", "alexnet"):
         model = models.create(arch, "explorer", num_classes=10)
-        decay, no_decay = train.param_groups(model, 5e-4)
+        decay, no_decay = steps.param_groups(model, 5e-4)
         assert decay["weight_decay"] == 5e-4 and no_decay["weight_decay"] == 0.0
         names = {id(p): n for n, p in model.named_parameters()}
         for p in no_decay["params"]:
@@ -175,3 +175,26 @@ def test_protocol_run_resumes_to_zero_ships_the_ema_with_its_bn_statistics(tiny_
     assert card["train_compute"]["epochs"] == 4 and card["train_compute"]["flops"] > 0
     assert card["holdout"]["top1_flip"] is not None
     assert "--protocol short-cnn" in card["command"]
+
+
+def test_a_refit_ends_every_parameter_groups_decay_at_the_new_last_step():
+    """Weights and the no-weight-decay group (norms, biases) share one schedule, also after a state
+    round trip: a refit on resume moves both ends (VGG-16's shipped run moved only the first)."""
+    model = models.create("lenet5", "explorer", num_classes=10)
+    cfg = config.parse_config(["--arch", "resnet18", "--protocol", "short-cnn", "--epochs", "10"])
+    opt = steps.build_optimizer(model, cfg, torch.device("cpu"))
+    assert len(opt.param_groups) == 2 and opt.param_groups[1]["weight_decay"] == 0
+    make = lambda: torch.optim.lr_scheduler.LambdaLR(opt, schedule.lr_lambda(2, 10 * 3, "linear"))  # noqa: E731
+    first = make()
+    for _ in range(12):
+        opt.step()
+        first.step()
+    again = make()
+    again.load_state_dict(first.state_dict())   # what --resume does
+    schedule.refit(again, cfg, 6, steps_per_epoch=3)
+    assert cfg.epochs == 6
+    for _ in range(6):
+        assert min(again.get_last_lr()) > 0
+        opt.step()
+        again.step()
+    assert again.get_last_lr() == [0.0, 0.0]

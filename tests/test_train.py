@@ -6,6 +6,7 @@ import csv
 import json
 import os
 import signal
+import runpy
 import subprocess
 import sys
 import time
@@ -17,11 +18,12 @@ import torch.nn.functional as F
 from torch.utils._python_dispatch import TorchDispatchMode
 
 import models
-from models import augment, data
+from models import data
+from training import augment, config, schedule, steps
+from training import data as train_data
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "scripts"))
-import train  # noqa: E402
+train_main = runpy.run_path(str(REPO / "scripts" / "train.py"))["main"]  # the script's main, run in this process
 
 ARCHS = [s.name for s in models.list_architectures()]
 TINY = ["--batch_size", "20", "--warmup_epochs", "1", "--mixup", "0", "--cutmix", "0", "--augment", "none",
@@ -35,7 +37,7 @@ def test_tiny_run_learns_and_exports(arch, tiny_data, tmp_path):
     # for all, since this checks the trainer, not the recipes, which are tuned for the full data on a GPU
     epochs = {"lenet5": 12, "vit": 10, "mlp_mixer": 10, "vgg16": 8}.get(arch, 6)
     per_class = "2" if arch == "vgg16" else "0"
-    cfg = train.parse_config(["--arch", arch, "--data", str(tiny_data), "--epochs", str(epochs),
+    cfg = config.parse_config(["--arch", arch, "--data", str(tiny_data), "--epochs", str(epochs),
                               "--out", str(tmp_path / "runs"), "--export", str(tmp_path / "ck"),
                               "--label_smoothing", "0", "--optimizer", "adamw", "--lr", "1e-3",
                               "--weight_decay", "0", "--ema", "0", "--crop_scale_min", "0.8",
@@ -44,7 +46,7 @@ def test_tiny_run_learns_and_exports(arch, tiny_data, tmp_path):
         cfg.lr = 5e-4
     if arch == "vgg16":
         cfg.batch_size, cfg.lr, cfg.crop_scale_min = 10, 3e-4, 1.0
-    result = train.main(cfg)
+    result = train_main(cfg)
     rows = result["rows"]
     assert len(rows) == epochs and result["finished"]
     first, last = rows[0]["train_loss"], min(r["train_loss"] for r in rows[-2:])
@@ -116,7 +118,7 @@ def test_ddp_two_processes_gloo(tiny_data, tmp_path):
 def test_holdout_split_disjoint_per_class_and_stable():
     counts = [50, 37, 13, 6, 100, 1, 2, 40, 40, 40]
     labels = torch.arange(10).repeat_interleave(torch.tensor(counts))
-    keep, held = data.holdout_split(labels, 0.1, seed=0)
+    keep, held = train_data.holdout_split(labels, 0.1, seed=0)
     assert len(set(keep.tolist()) & set(held.tolist())) == 0
     assert sorted(keep.tolist() + held.tolist()) == list(range(len(labels)))
     assert torch.equal(keep, keep.sort().values) and torch.equal(held, held.sort().values)
@@ -124,12 +126,12 @@ def test_holdout_split_disjoint_per_class_and_stable():
         want = min(n - 1, max(1, round(0.1 * n)))
         assert int((labels[held] == c).sum()) == want, (c, n)
     torch.manual_seed(123)  # the training seed does not move it
-    again = data.holdout_split(labels.tolist(), 0.1, seed=0)
+    again = train_data.holdout_split(labels.tolist(), 0.1, seed=0)
     assert torch.equal(again[1], held)
-    assert not torch.equal(data.holdout_split(labels, 0.1, seed=1)[1], held)
-    assert len(data.holdout_split(labels, 0.0)[1]) == 0
+    assert not torch.equal(train_data.holdout_split(labels, 0.1, seed=1)[1], held)
+    assert len(train_data.holdout_split(labels, 0.0)[1]) == 0
     with pytest.raises(ValueError):
-        data.holdout_split(labels, 1.0)
+        train_data.holdout_split(labels, 1.0)
 
 
 @pytest.mark.training
@@ -145,9 +147,9 @@ def test_holdout_run_never_reads_val(tiny_data, tmp_path, monkeypatch):
     only_train = tmp_path / "data"  # as on the GPU machine: the train split alone, val/ empty
     (only_train / "val").mkdir(parents=True)
     (only_train / "train").symlink_to(tiny_data / "train")
-    cfg = train.parse_config(["--arch", "lenet5", "--data", str(only_train), "--epochs", "3", "--holdout", "0.2",
+    cfg = config.parse_config(["--arch", "lenet5", "--data", str(only_train), "--epochs", "3", "--holdout", "0.2",
                               "--out", str(tmp_path / "runs"), "--export", str(tmp_path / "ck"), *TINY])
-    assert train.main(cfg)["finished"]
+    assert train_main(cfg)["finished"]
     assert "val" not in splits, splits  # not for the epochs, not for the export
     rows = _rows(tmp_path / "runs" / "lenet5-explorer" / "metrics.csv")
     assert "holdout_top1" in rows[0] and "holdout_top5" in rows[0] and "val_top1" not in rows[0]
@@ -158,7 +160,7 @@ def test_holdout_run_never_reads_val(tiny_data, tmp_path, monkeypatch):
     assert card["holdout"]["top1"] == float(rows[-1]["holdout_top1"])
     assert json.loads((tmp_path / "runs" / "lenet5-explorer" / "done.json").read_text())["eval_split"] == "holdout"
     monkeypatch.setattr(data, "load_split", real)
-    from evaluate import evaluate_checkpoint  # val metrics come later, from evaluate.py
+    from training.evaluation import evaluate_checkpoint  # val metrics come later, from evaluate.py
     assert evaluate_checkpoint("lenet5", tmp_path / "ck", tiny_data)["val_images"] == 20
 
 
@@ -190,14 +192,14 @@ def test_augment_identity_when_disabled(tiny_data):
     assert torch.equal(augment.apply_ops(x, torch.full((16,), ident), torch.rand(16)), x)
     assert augment.random_erase(x, 0.0) is x
     # make_batch with augment none and erase 0 is exactly crop + flip + normalise, as before
-    cfg = train.parse_config(["--arch", "lenet5", "--channels_last", "false", "--mixup", "0", "--cutmix", "0",
+    cfg = config.parse_config(["--arch", "lenet5", "--channels_last", "false", "--mixup", "0", "--cutmix", "0",
                               "--augment", "none", "--erase", "0"])
     u8 = x.to(torch.uint8)
     idx = torch.arange(16)
     torch.manual_seed(0)
-    xb = train.make_batch(u8, torch.zeros(16, dtype=torch.long), idx, 32, 3, cfg)[0]
+    xb = steps.make_batch(u8, torch.zeros(16, dtype=torch.long), idx, 32, 3, cfg)[0]
     torch.manual_seed(0)
-    assert torch.equal(xb, data.normalize(data.random_resized_crop(u8[idx], 32, scale=(cfg.crop_scale_min, 1.0))))
+    assert torch.equal(xb, data.normalize(train_data.random_resized_crop(u8[idx], 32, scale=(cfg.crop_scale_min, 1.0))))
 
 
 def test_trivial_augment_draws_per_sample_and_is_seeded():
@@ -279,14 +281,14 @@ def test_augment_is_batched_without_host_syncs():
 # --- other recipe knobs ---------------------------------------------------------------------
 
 def test_recipe_knobs_are_flags():
-    cfg = train.parse_config(["--arch", "resnet18", "--zero_init_residual", "true", "--fused_optimizer", "true",
+    cfg = config.parse_config(["--arch", "resnet18", "--zero_init_residual", "true", "--fused_optimizer", "true",
                               "--compile", "true", "--compile_mode", "max-autotune", "--augment", "trivial",
                               "--erase", "0.25", "--holdout", "0.1", "--holdout_seed", "3"])
     assert (cfg.zero_init_residual, cfg.fused_optimizer, cfg.compile_mode, cfg.augment, cfg.erase, cfg.holdout,
             cfg.holdout_seed) == (True, True, "max-autotune", "trivial", 0.25, 0.1, 3)
     for bad in (["--augment", "autoaugment"], ["--compile_mode", "max-autotune"], ["--holdout", "1.0"]):
         with pytest.raises(SystemExit):
-            train.check_config(train.parse_config(["--arch", "lenet5", *bad]))
+            config.check_config(config.parse_config(["--arch", "lenet5", *bad]))
 
 
 def test_every_recipe_is_a_valid_config_and_its_command_reproduces_it():
@@ -295,77 +297,77 @@ def test_every_recipe_is_a_valid_config_and_its_command_reproduces_it():
     import shlex
     for arch in ARCHS:
         for extra in ([], ["--protocol", "short"]):
-            cfg = train.parse_config(["--arch", arch, *extra])
-            train.check_config(cfg)
-            want = {**train.RECIPES[arch], **train.protocol_fields(cfg.protocol, arch)}
-            if want.get("teacher") == train.BEST_TEACHER:   # resolved to an architecture when parsed
-                want["teacher"] = train.best_teacher(REPO / "checkpoints")
+            cfg = config.parse_config(["--arch", arch, *extra])
+            config.check_config(cfg)
+            want = {**config.RECIPES[arch], **config.protocol_fields(cfg.protocol, arch)}
+            if want.get("teacher") == config.BEST_TEACHER:   # resolved to an architecture when parsed
+                want["teacher"] = config.best_teacher(REPO / "checkpoints")
             assert all(getattr(cfg, k) == v for k, v in want.items()), arch
-            again = train.parse_config(shlex.split(train.command(cfg))[2:])
-            assert train.recipe(again) == train.recipe(cfg), (arch, extra)
+            again = config.parse_config(shlex.split(config.command(cfg))[2:])
+            assert config.recipe(again) == config.recipe(cfg), (arch, extra)
 
 
 @pytest.mark.training
 def test_stem_init_std_draws_the_first_layer_as_the_papers_did(tiny_data, tmp_path):
     """AlexNet's and ZFNet's recipes draw conv1 from N(0, 0.01); the epoch-0 snapshot shows it."""
-    assert train.RECIPES["alexnet"]["stem_init_std"] == train.RECIPES["zfnet"]["stem_init_std"] == 0.01
-    cfg = train.parse_config(["--arch", "alexnet", "--data", str(tiny_data), "--epochs", "1", "--limit_per_class", "2",
+    assert config.RECIPES["alexnet"]["stem_init_std"] == config.RECIPES["zfnet"]["stem_init_std"] == 0.01
+    cfg = config.parse_config(["--arch", "alexnet", "--data", str(tiny_data), "--epochs", "1", "--limit_per_class", "2",
                               "--out", str(tmp_path), "--export", "", "--stop_after_epochs", "1", *TINY])
-    train.main(cfg)
+    train_main(cfg)
     st = torch.load(tmp_path / "alexnet-explorer" / "state.pt", map_location="cpu", weights_only=True)
     w0 = st["filters"][0].float()
     assert abs(float(w0.std()) - 0.01) < 0.001 and abs(float(w0.mean())) < 0.001
     kaiming = float(models.create("alexnet").stem.weight.detach().std())   # what it would be without the option
     assert kaiming > 0.02
     with pytest.raises(SystemExit):
-        train.check_config(train.parse_config(["--arch", "alexnet", "--stem_init_std", "-1"]))
+        config.check_config(config.parse_config(["--arch", "alexnet", "--stem_init_std", "-1"]))
 
 
 def test_zero_init_residual():
     for arch in ("resnet18", "se_resnet18"):
         m = models.create(arch)
-        assert train.zero_init_residual(m) == 8
+        assert steps.zero_init_residual(m) == 8
         blocks = [b for b in m.modules() if hasattr(b, "bn2") and hasattr(b, "conv2")]
         assert blocks and all(float(b.bn2.weight.detach().abs().sum()) == 0 for b in blocks)
-    assert train.zero_init_residual(models.create("alexnet")) == 0
+    assert steps.zero_init_residual(models.create("alexnet")) == 0
 
 
 @pytest.mark.training
 def test_zero_init_residual_refused_without_blocks(tiny_data, tmp_path):
-    cfg = train.parse_config(["--arch", "lenet5", "--data", str(tiny_data), "--zero_init_residual", "true",
+    cfg = config.parse_config(["--arch", "lenet5", "--data", str(tiny_data), "--zero_init_residual", "true",
                               "--out", str(tmp_path), "--export", "", *TINY])
     with pytest.raises(SystemExit, match="no residual"):
-        train.main(cfg)
+        train_main(cfg)
 
 
 def test_fused_optimizer_on_cuda_only():
     model = models.create("lenet5")
     for opt_name in ("sgd", "adamw"):
-        cfg = train.parse_config(["--arch", "lenet5", "--optimizer", opt_name, "--fused_optimizer", "true"])
-        assert not train.build_optimizer(model, cfg, torch.device("cpu")).defaults.get("fused")
-        assert train.build_optimizer(model, cfg, torch.device("cuda")).defaults.get("fused") is True
+        cfg = config.parse_config(["--arch", "lenet5", "--optimizer", opt_name, "--fused_optimizer", "true"])
+        assert not steps.build_optimizer(model, cfg, torch.device("cpu")).defaults.get("fused")
+        assert steps.build_optimizer(model, cfg, torch.device("cuda")).defaults.get("fused") is True
         cfg.fused_optimizer = False
-        assert not train.build_optimizer(model, cfg, torch.device("cuda")).defaults.get("fused")
+        assert not steps.build_optimizer(model, cfg, torch.device("cuda")).defaults.get("fused")
 
 
 @pytest.mark.training
 def test_compile_mode_reaches_torch_compile(tiny_data, tmp_path, monkeypatch):
     seen = []
     monkeypatch.setattr(torch, "compile", lambda m, mode=None: seen.append(mode) or m)
-    cfg = train.parse_config(["--arch", "lenet5", "--data", str(tiny_data), "--epochs", "1", "--compile", "true",
+    cfg = config.parse_config(["--arch", "lenet5", "--data", str(tiny_data), "--epochs", "1", "--compile", "true",
                               "--compile_mode", "max-autotune", "--out", str(tmp_path), "--export", "", *TINY])
-    # once for the trial batch that checks the fast paths (train.probe_fast_paths), once for the run
-    assert train.main(cfg)["finished"] and seen == ["max-autotune", "max-autotune"]
+    # once for the trial batch that checks the fast paths (steps.probe_fast_paths), once for the run
+    assert train_main(cfg)["finished"] and seen == ["max-autotune", "max-autotune"]
 
 
 @pytest.mark.training
 def test_resume_refuses_another_recipe(tiny_data, tmp_path):
     args = ["--arch", "lenet5", "--data", str(tiny_data), "--epochs", "3", "--out", str(tmp_path),
             "--export", "", *TINY]
-    train.main(train.parse_config([*args, "--stop_after_epochs", "1"]))
+    train_main(config.parse_config([*args, "--stop_after_epochs", "1"]))
     with pytest.raises(SystemExit, match="different recipe"):
-        train.main(train.parse_config([*args, "--resume", "true", "--lr", "0.01"]))
-    assert train.main(train.parse_config([*args, "--resume", "true", "--time_budget_s", "600"]))["finished"]
+        train_main(config.parse_config([*args, "--resume", "true", "--lr", "0.01"]))
+    assert train_main(config.parse_config([*args, "--resume", "true", "--time_budget_s", "600"]))["finished"]
 
 
 # --- the whole zoo, in invocations of bounded length -------------------------------------
@@ -496,19 +498,22 @@ def test_device_zoo_flow_fits_the_deadline_bundles_and_releases(tiny_data, tmp_p
 
 
 def test_fit_epochs_ends_the_schedule_by_the_deadline():
-    cfg = train.parse_config(["--arch", "resnet18", "--deadline", "1000", "--min_epochs", "10"])
+    cfg = config.parse_config(["--arch", "resnet18", "--deadline", "1000", "--min_epochs", "10"])
     assert cfg.epochs == 80
-    assert train.fit_epochs(cfg, epoch_s=10, now=600, export_s=40) == 37   # 1 done + 36 more in 360 s
-    assert train.fit_epochs(cfg, epoch_s=1, now=0, export_s=0) == 80       # capped at the recipe
-    assert train.fit_epochs(cfg, epoch_s=100, now=900, export_s=0) == 10   # never below the floor
-    s = train.Schedule(warmup_steps=10, total_steps=100)
+    fit = schedule.fit_epochs  # export kept aside: two evaluations and 20 s (export_allowance)
+    assert fit(cfg, 1, epoch_s=10, now=600, eval_s=10, floor=10) == 37   # 1 done + 36 more in 360 s
+    assert fit(cfg, 1, epoch_s=1, now=0, eval_s=0, floor=10) == 80       # capped at the recipe
+    assert fit(cfg, 1, epoch_s=100, now=900, eval_s=0, floor=10) == 10   # never below the floor
+    assert fit(cfg, 5, epoch_s=100, now=500, eval_s=0, floor=6) == 9     # a resume: 4 more fit in 480 s
+    assert fit(cfg, 5, epoch_s=100, now=990, eval_s=0, floor=6) == 6     # a resume always runs one more
+    s = schedule.Schedule(warmup_steps=10, total_steps=100)
     before = [s(i) for i in range(10)]
     s.total = 50                                                          # refitted while warming up
     assert [s(i) for i in range(10)] == before and s(49) > 0 and s(50) == 0
 
 
 def test_a_failing_fast_path_falls_back_instead_of_failing():
-    cfg = train.parse_config(["--arch", "resnet18", "--compile", "false"])
+    cfg = config.parse_config(["--arch", "resnet18", "--compile", "false"])
     assert cfg.fused_optimizer and cfg.channels_last and cfg.amp
     tried = []
 
@@ -516,20 +521,20 @@ def test_a_failing_fast_path_falls_back_instead_of_failing():
         tried.append((c.fused_optimizer, c.channels_last, c.amp))
         if c.fused_optimizer:
             raise RuntimeError("fused kernels need CUDA\nmore")
-    off = train.probe_fast_paths(cfg, step)
+    off = steps.probe_fast_paths(cfg, step)
     assert off == ["fused_optimizer: RuntimeError: fused kernels need CUDA"]
     assert tried == [(True, True, True), (False, True, True)] and cfg.channels_last and cfg.amp
 
     def broken(c):
         raise ValueError("the model itself is broken")
     with pytest.raises(ValueError):
-        train.probe_fast_paths(train.parse_config(["--arch", "resnet18"]), broken)  # after every fallback
+        steps.probe_fast_paths(config.parse_config(["--arch", "resnet18"]), broken)  # after every fallback
 
 
 def test_a_refitted_run_names_both_of_its_commands():
-    cfg = train.parse_config(["--arch", "vit", "--epochs", "22", "--teacher", "se_resnet18"])
-    assert train.command(cfg) == "python scripts/train.py --arch vit --epochs 22 --teacher se_resnet18"
-    two = train.command(cfg, {"recipe_epochs": 30, "epochs": 22, "refit_after_epoch": 10})
+    cfg = config.parse_config(["--arch", "vit", "--epochs", "22", "--teacher", "se_resnet18"])
+    assert config.command(cfg) == "python scripts/train.py --arch vit --epochs 22 --teacher se_resnet18"
+    two = config.command(cfg, {"recipe_epochs": 30, "epochs": 22, "refit_after_epoch": 10})
     first, then = two.split("; then ")
     assert first == "python scripts/train.py --arch vit --epochs 30 --teacher se_resnet18 --stop_after_epochs 10"
     assert then.startswith("python scripts/train.py --arch vit --epochs 30 --teacher se_resnet18 --resume true "
@@ -540,15 +545,15 @@ def test_release_places_only_the_models_asked_for(tmp_path):
     """`release_zoo.py --from DIR --arch A` replaces checkpoints/A only: a shipped model whose
     export also sits in DIR keeps its folder and side files (a release of ResNet-18 and GoogLeNet
     from a folder that also held the ViT's bare export once removed the ViT's side files)."""
-    import release_zoo
+    place = runpy.run_path(str(REPO / "scripts" / "release_zoo.py"))["place"]  # the script's function
     src, ck = tmp_path / "export", tmp_path / "checkpoints"
     for arch in ("lenet5", "alexnet"):
         (src / arch).mkdir(parents=True)
         (src / arch / "card.json").write_text("{}")
     (ck / "alexnet").mkdir(parents=True)
     (ck / "alexnet" / "units.safetensors").write_bytes(b"shipped side file")
-    assert release_zoo.place(src, ck, ["lenet5"]) == ["lenet5"]
+    assert place(src, ck, ["lenet5"]) == ["lenet5"]
     assert (ck / "lenet5" / "card.json").exists()
     assert (ck / "alexnet" / "units.safetensors").read_bytes() == b"shipped side file"
-    assert sorted(release_zoo.place(src, ck)) == ["alexnet", "lenet5"]
+    assert sorted(place(src, ck)) == ["alexnet", "lenet5"]
     assert not (ck / "alexnet" / "units.safetensors").exists()

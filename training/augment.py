@@ -6,7 +6,7 @@ that op's range (the "wide" ranges). Zhong, Zheng, Kang, Li, Yang. "Random Erasi
 Augmentation." AAAI 2020: with probability p, one random rectangle of the image is blanked.
 
 torchvision does both one PIL image or tensor at a time. Here every sample of a (B, C, H, W)
-float batch in [0, 255] (what `data.random_resized_crop` returns, before `data.normalize`)
+float batch in [0, 255] (what `training.data.random_resized_crop` returns, before `models.data.normalize`)
 draws its own op, magnitude and sign, and the batch goes through a fixed sequence of tensor
 ops whatever B is: the geometric ops as one `affine_grid` + `grid_sample` with a matrix per
 sample, the colour ops as per-sample factors selected by `torch.where` masks. Nothing reads a
@@ -24,7 +24,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .data import MEAN
+from models.data import MEAN
 
 OPS = ("identity", "shear_x", "shear_y", "translate_x", "translate_y", "rotate",
        "brightness", "color", "contrast", "sharpness", "posterize", "solarize",
