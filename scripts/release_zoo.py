@@ -35,12 +35,12 @@ import tempfile
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
-sys.path[:0] = [str(REPO), str(HERE)]
+import models
+from models.checkpoint import CARD, CheckpointError
+from sidefiles import attention, common, reliance, representations, retrieval, robustness, se_profiles, units, zoo_table
+from training.evaluation import evaluate_checkpoint, measure_bf16, quantize_checkpoint
 
-import models  # noqa: E402
-from models.checkpoint import CARD, CheckpointError  # noqa: E402
+REPO = Path(__file__).resolve().parent.parent
 
 MIB = 2 ** 20
 
@@ -100,20 +100,12 @@ def place(src: Path, checkpoints: Path, only: list[str] | None = None) -> list[s
 
 
 def refresh_side_files(checkpoints: Path, root: Path, archs: list[str], readme: Path, timings: dict) -> None:
-    import attention_figures
-    import build_index
-    import robustness as robustness_script
-    import reliance
-    import representations
-    import se_profiles
-    import units as units_script
-    import zoo_table
     steps = [
-        ("retrieval (build_index.py)", lambda: build_index.build(checkpoints, root, archs)),
+        ("retrieval (build_index.py)", lambda: retrieval.build(checkpoints, root, archs)),
         ("SE profiles (se_profiles.py)", lambda: se_profiles.build(checkpoints, root, archs)),
-        ("units (units.py)", lambda: units_script.build(checkpoints, root, archs)),
-        ("attention figures (attention_figures.py)", lambda: attention_figures.build(checkpoints, root, archs)),
-        ("robustness (robustness.py)", lambda: robustness_script.build(checkpoints, root, archs)),
+        ("units (units.py)", lambda: units.build(checkpoints, root, archs)),
+        ("attention figures (attention_figures.py)", lambda: attention.build(checkpoints, root, archs)),
+        ("robustness (robustness.py)", lambda: robustness.build(checkpoints, root, archs)),
         ("representations (representations.py)", lambda: representations.build(checkpoints, root, archs)),
         ("reliance (reliance.py)", lambda: reliance.build(checkpoints, root, archs)),
         ("zoo table (zoo_table.py)", lambda: zoo_table.main(["--readme", str(readme), "--checkpoints", str(checkpoints)])),
@@ -162,8 +154,6 @@ def main(argv=None) -> int:
     ap.add_argument("--report", type=Path, default=REPO.parent / "zoo-release" / "report.json")
     ap.add_argument("--no_side_files", action="store_true", help="skip the side files (a size check only)")
     args = ap.parse_args(argv)
-    import common
-    from evaluate import evaluate_checkpoint, measure_bf16, quantize_checkpoint
     from models import precision
     root = common.data_root(args)
     ck = args.checkpoints.resolve()
@@ -225,9 +215,7 @@ def main(argv=None) -> int:
         hold_back(held, ck, repo, args.hold)
         kept = [a for a in archs if a not in held]
         if not args.no_side_files:  # shared files (robustness rows, README table) without the held models
-            import robustness as robustness_script
-            import zoo_table
-            robustness_script.build(ck, root, kept)
+            robustness.build(ck, root, kept)
             zoo_table.main(["--readme", str(readme), "--checkpoints", str(ck)])
         git(repo, "add", "-A", "--", rel, "README.md")
         total = counted_bytes(repo)

@@ -1,43 +1,8 @@
 """Class-average Squeeze-and-Excitation gates over the val split, shipped beside the checkpoint.
-
-    python scripts/se_profiles.py                 # every shipped model that has SE blocks
-
-Writes checkpoints/<arch>/se_profiles.safetensors: per block, a (classes, channels) fp16
-matrix of mean gates, tied to the checkpoint's weights by their sha256.
-"""
-from __future__ import annotations
-
+Usage and code: sidefiles/se_profiles.py."""
 import sys
-from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE.parent), str(HERE)]
-
-import common  # noqa: E402
-import models  # noqa: E402
-from explorer import se  # noqa: E402
-from models import data  # noqa: E402
-from models.probes import se_modules  # noqa: E402
-
-def build(checkpoints: Path, root: Path, archs: list[str] | None = None) -> list[str]:
-    archs = archs or [s.name for s in models.list_architectures() if (checkpoints / s.name / "card.json").exists()]
-    done = []
-    for arch in archs:
-        model, card = models.load(arch, checkpoints)
-        if not se_modules(model):
-            continue
-        x, y = data.load_split(root, "val", data.eval_store_size(model.input_size))
-        profiles = se.class_profiles(model, x, y)
-        out = checkpoints / arch / se.PROFILES
-        se.save_profiles(out, profiles, card, {"val_images": len(y), "blocks": len(profiles),
-                                               "data_fingerprint": data.fingerprint(root)})
-        print(f"{arch}: {len(profiles)} blocks over {len(y)} val images -> {out}")
-        done.append(arch)
-    if not done:
-        print("no shipped checkpoint has SE blocks")
-    return done
-
+from sidefiles.se_profiles import main
 
 if __name__ == "__main__":
-    args = common.parser(__doc__).parse_args()
-    build(args.checkpoints, common.data_root(args), args.arch)
+    sys.exit(main())

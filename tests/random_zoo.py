@@ -17,12 +17,11 @@ import sys
 import tempfile
 from pathlib import Path
 
+import torch
+
+import models
+
 REPO = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(REPO), str(REPO / "scripts")]
-
-import torch  # noqa: E402
-
-import models  # noqa: E402
 
 
 def build(dest: Path, data_root: Path, archs: list[str] | None = None, per_class: int = 3,
@@ -30,13 +29,13 @@ def build(dest: Path, data_root: Path, archs: list[str] | None = None, per_class
     """Checkpoints of `archs` (default: all 14) in `dest`, scored on `data_root`'s val split,
     and every side file built from them on that data (the reliance files, on 10 images and a 3x3
     grid of frequencies, when asked: they cost a minute for the 14)."""
-    import attention_figures
-    import build_index
-    import representations as representations_script
-    import robustness as robustness_script
-    import se_profiles
-    import units as units_script
-    from evaluate import evaluate_checkpoint
+    from sidefiles import attention as attention_figures
+    from sidefiles import retrieval as build_index
+    from sidefiles import representations as representations_script
+    from sidefiles import robustness as robustness_script
+    from sidefiles import se_profiles
+    from sidefiles import units as units_script
+    from training.evaluation import evaluate_checkpoint
     archs = archs or [s.name for s in models.list_architectures()]
     for i, arch in enumerate(archs):
         torch.manual_seed(i)
@@ -52,7 +51,7 @@ def build(dest: Path, data_root: Path, archs: list[str] | None = None, per_class
     robustness_script.build(dest, data_root, per_class=1)
     representations_script.build(dest, data_root)
     if reliance:
-        import reliance as reliance_script
+        from sidefiles import reliance as reliance_script
         reliance_script.build(dest, data_root, n_images=10, freqs=(-48, 0, 48))
     return dest
 

@@ -21,7 +21,6 @@ from explorer.text import unescape
 from odd_images import corpus
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "scripts"))
 APP_ARCHS = ["lenet5", "alexnet", "se_resnet18", "vit", "mlp_mixer"]
 PATHISH = re.compile(r"(/tmp/|/home/|/root/|/work/|site-packages|card\.json|\.safetensors)")
 

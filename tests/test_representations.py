@@ -7,7 +7,6 @@ from __future__ import annotations
 import csv
 import io
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +19,6 @@ from explorer import sidecar, units
 from models import data
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "scripts"))
 CHECKPOINTS = REPO / "checkpoints"
 SHIPPED = [s.name for s in models.list_architectures() if (CHECKPOINTS / s.name / R.FILE).exists()]
 
@@ -146,7 +144,7 @@ def test_probes_read_the_class_off_a_shipped_model_and_nothing_off_shuffled_labe
 @pytest.fixture(scope="module")
 def tiny_zoo(tiny_data, tmp_path_factory):
     """Random-weight AlexNet and ViT on the tiny data, with their representation files."""
-    import representations as script
+    from sidefiles import representations as script
     d = tmp_path_factory.mktemp("reps")
     for i, arch in enumerate(("alexnet", "vit")):
         torch.manual_seed(i)

@@ -2,7 +2,6 @@
 severity, every model sees the same corrupted images, the user's image goes the same way."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,6 @@ from explorer.classify import model_input
 from models import data
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "scripts"))
 
 
 def squares(n: int = 3, side: int = 64) -> torch.Tensor:
@@ -54,8 +52,8 @@ def test_user_image_goes_through_the_same_preprocessing():
 
 def test_severity_zero_reproduces_the_clean_accuracy(tiny_data, tmp_path):
     """The table's clean top-1 is what the card's own per-image predictions give on those images."""
-    import robustness as script
-    from evaluate import evaluate_checkpoint
+    from sidefiles import robustness as script
+    from training.evaluation import evaluate_checkpoint
     torch.manual_seed(3)
     for arch in ("lenet5", "alexnet"):
         models.save(models.create(arch), tmp_path / arch, {"num_classes": 10})

@@ -3,7 +3,6 @@ what its definition says, and the shipped files show selectivity growing with de
 from __future__ import annotations
 
 import math
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,6 @@ from explorer import units
 from models import data
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "scripts"))
 SHIPPED = [s.name for s in models.list_architectures() if (REPO / "checkpoints" / s.name / units.UNITS).exists()]
 
 
@@ -44,8 +42,8 @@ def test_selectivity_index():
 @pytest.fixture(scope="module")
 def scanned(tiny_data, tmp_path_factory):
     """A random-weight AlexNet scanned over the tiny data set, written and read back."""
-    import build_index
-    import units as script
+    from sidefiles import retrieval as build_index
+    from sidefiles import units as script
     d = tmp_path_factory.mktemp("units")
     torch.manual_seed(0)
     models.save(models.create("alexnet"), d / "alexnet", {"num_classes": 10})

@@ -27,3 +27,14 @@ def data_root(args) -> Path:
         raise SystemExit("no Imagenette data found: pass --data DIR or set VH_DATA "
                          "(scripts/download_data.py fetches it)")
     return root
+
+
+def main(doc: str, build, per_class: int | None = None) -> int:
+    """The whole command line of a side-file script whose builder takes (checkpoints, root, archs)
+    and, when `per_class` is given, a --per-class count with that default."""
+    ap = parser(doc)
+    if per_class is not None:
+        ap.add_argument("--per-class", type=int, default=per_class)
+    args = ap.parse_args()
+    build(args.checkpoints, data_root(args), args.arch, *([args.per_class] if per_class is not None else []))
+    return 0
