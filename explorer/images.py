@@ -166,3 +166,33 @@ def _to_rgb(im: Image.Image, notes: list[str]) -> Image.Image:
     elif mode not in ("RGB", "L"):
         notes.append(f"converted from {mode}")
     return im.convert("RGB")
+
+
+# --- pictures as the pages draw them ------------------------------------------------------
+
+def natural_width(img) -> int:
+    """Pixel width of a PIL image, an (H, W[, C]) array, or an image file."""
+    if isinstance(img, Image.Image):
+        return img.width
+    if isinstance(img, np.ndarray):
+        return int(img.shape[1])
+    with Image.open(img) as im:
+        return im.width
+
+
+def magnify(img: np.ndarray, px: int) -> np.ndarray:
+    """An (H, W[, C]) picture with every pixel repeated into a k x k square, k the largest whole
+    number that keeps it at most `px` wide (at least 1): small tensors and kernels stay sharp
+    where the browser would blur them."""
+    k = max(1, px // img.shape[1])
+    return img.repeat(k, 0).repeat(k, 1)
+
+
+def png_bytes(img: np.ndarray) -> bytes:
+    """An (H, W, 3) or (H, W) uint8 array, or floats in [0, 1], as PNG bytes, pixel for pixel."""
+    a = np.asarray(img)
+    if a.dtype != np.uint8:
+        a = (np.clip(a, 0, 1) * 255).round().astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(a).save(buf, format="PNG")
+    return buf.getvalue()

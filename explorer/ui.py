@@ -16,7 +16,8 @@ from PIL import Image
 
 import models
 from explorer import text, zoo
-from explorer.images import ACCEPTED, LIMIT, ImageError, LoadedImage, load_image
+from explorer.images import ACCEPTED, LIMIT, ImageError, LoadedImage, load_image, natural_width, png_bytes
+from explorer.images import magnify  # noqa: F401  (the pages draw with ui.magnify)
 
 DEFAULT_SAMPLE = "golf_ball-1.jpg"
 
@@ -435,40 +436,11 @@ def image_inputs(key: str, multiple: bool = True, default: list[str] | None = No
 MAX_ZOOM = 1.5   # an image is drawn at most this many times its own pixel width: larger is only a blur
 
 
-def natural_width(img) -> int:
-    """Pixel width of a PIL image, an (H, W[, C]) array, or an image file."""
-    if isinstance(img, Image.Image):
-        return img.width
-    if isinstance(img, np.ndarray):
-        return int(img.shape[1])
-    with Image.open(img) as im:
-        return im.width
-
-
-def magnify(img: np.ndarray, px: int) -> np.ndarray:
-    """An (H, W[, C]) picture with every pixel repeated into a k x k square, k the largest whole
-    number that keeps it at most `px` wide (at least 1): small tensors and kernels stay sharp
-    where the browser would blur them."""
-    k = max(1, px // img.shape[1])
-    return img.repeat(k, 0).repeat(k, 1)
-
-
 def image(img, caption: str | None = None, target=None, max_width: int | None = None) -> None:
     """st.image at most MAX_ZOOM times the image's own width and at most `max_width` px (narrower
     when the column is)."""
     width = int(natural_width(img) * MAX_ZOOM)
     (target or st).image(img, caption=caption, width=max(1, min(width, max_width or width)))
-
-
-def png_bytes(img: np.ndarray) -> bytes:
-    """An (H, W, 3) or (H, W) uint8 array, or floats in [0, 1], as PNG bytes, pixel for pixel."""
-    import io
-    a = np.asarray(img)
-    if a.dtype != np.uint8:
-        a = (np.clip(a, 0, 1) * 255).round().astype(np.uint8)
-    buf = io.BytesIO()
-    Image.fromarray(a).save(buf, format="PNG")
-    return buf.getvalue()
 
 
 def save_png(img: np.ndarray, file_name: str, key: str, target=None, label: str = "Save as PNG") -> None:
