@@ -327,7 +327,7 @@ def adversarial_sentence(rel: dict[str, Reliance], titles: dict[str, str], steps
     if len(at) < 2:
         return ""
     hi, lo = max(at, key=at.get), min(at, key=at.get)
-    s = (f"PGD at {steps}/255 per pixel, a change too small to see, leaves {titles[hi]} at {at[hi]:.0f}% top-1 "
+    s = (f"PGD moving each pixel by at most {steps}/255 leaves {titles[hi]} at {at[hi]:.0f}% top-1 "
          f"and {titles[lo]} at {at[lo]:.0f}% (their clean figures on the same images: {rel[hi].pgd[0]:.0f}% and "
          f"{rel[lo].pgd[0]:.0f}%).")
     top = max(max(r.meta["eps_steps"]) for r in rel.values())
@@ -389,8 +389,8 @@ def added_error(r: Reliance) -> np.ndarray:
 def fourier_sentence(a: Reliance, b: Reliance, ta: str, tb: str) -> str:
     """Where two models' Fourier heat maps differ: the error added by low and by high frequencies."""
     (ca, la, ha), (cb, lb, hb) = bands(a), bands(b)
-    s = (f"Noise at 40 to 56 cycles per image (fine stripes) adds {ha - ca:+.0f} points of error to {ta} and "
-         f"{hb - cb:+.0f} to {tb}; at 8 to 16 cycles (coarse), {la - ca:+.0f} and {lb - cb:+.0f}.")
+    s = (f"Noise at 40 to 56 cycles per image (fine stripes) changes the error of {ta} by {ha - ca:+.0f} "
+         f"points and of {tb} by {hb - cb:+.0f}; at 8 to 16 cycles (coarse), by {la - ca:+.0f} and {lb - cb:+.0f}.")
     if abs((ha - ca) - (hb - cb)) >= 5:
         s += f" {ta if ha - ca > hb - cb else tb} is the more fragile at high frequencies."
     if abs((la - ca) - (lb - cb)) >= 5:

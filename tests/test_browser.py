@@ -201,7 +201,7 @@ def test_the_whole_zoo_fits_at_1024(chromium, tiny_data, tmp_path_factory):
         try:
             B.open_page(page, url, "Reliance")
             text = check(page, url, "/Reliance with 14 models at 1920 px")
-            assert "At the deepest stage whose theoretical field" in text and "PGD at 2/255" in text
+            assert "At the deepest stage whose theoretical field" in text and "PGD moving each pixel by at most 2/255" in text
             assert charts_inside(page, "/Reliance with 14 models at 1920 px") == 8
             B.screenshot(page, SHOTS / "zoo14-Reliance-1920.png", 1920)
         finally:
@@ -754,7 +754,7 @@ def test_reliance_across_the_zoo_and_on_an_upload(server, chromium, tmp_path, wi
     try:
         B.open_page(page, server, "Reliance")
         text = check(page, server, f"/Reliance at {width} px")
-        for said in ("keeps the most of its clean top-1", "With 50% of the patches hidden", "PGD at 2/255",
+        for said in ("keeps the most of its clean top-1", "With 50% of the patches hidden", "PGD moving each pixel by at most 2/255",
                      "Noise at 40 to 56 cycles per image", "At the deepest stage whose theoretical field"):
             assert said in text, said
         transfer = rz.load_transfer(CHECKPOINTS / rz.TRANSFER, cards) is not None
