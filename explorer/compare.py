@@ -211,6 +211,24 @@ def budget_note(hi: dict, lo: dict, cards: dict[str, dict] | None) -> str:
     return f"; here {lo['model']} trained {', '.join(parts)}" if parts else ""
 
 
+def why_orders_differ(archs: list[str], cards: dict[str, dict] | None) -> str:
+    """What can swap two networks between the papers' order and ours, with this zoo's own figures
+    (epochs, input sizes and train images from the cards) where the cards have them."""
+    cards = {a: cards[a] for a in archs if cards and a in cards}
+    epochs = sorted({c["epochs"] for c in cards.values() if c.get("epochs")})
+    sizes = sorted({int(c["train_sizes"][-1]) for c in cards.values() if c.get("train_sizes")})
+    images = sorted({c["dataset"]["train_images"] for c in cards.values() if (c.get("dataset") or {}).get("train_images")})
+    span = lambda v, unit: (f"{v[0]}{unit}" if len(v) == 1 else f"{v[0]} to {v[-1]}{unit}")  # noqa: E731
+    budget = f" ({span(epochs, '')} epochs here)" if epochs else ""
+    res = f"{span(sizes, ' px')} inputs here" if sizes else "smaller inputs here"
+    data = f"{images[-1]:,} images of 10 classes" if images else "Imagenette's ten classes"
+    return (f"a budget of a few epochs{budget} rewards networks that learn fast over those that gain most from long "
+            f"training; {res} against the papers' 224 px or so leave deep stacks less to resolve; and {data} "
+            "against ImageNet's 1.28 million of 1,000 favour fewer parameters. The papers' figures also come from "
+            "their own protocols (single- or 10-crop, their own training lengths), so a gap of a point or two in "
+            "them is no firm order either.")
+
+
 def orders_sentence(rows: list[dict], cards: dict[str, dict] | None = None) -> str:
     """Where the papers' ImageNet order and our Imagenette order of the same networks differ, and
     what can make them differ, computed from the rows."""
@@ -230,10 +248,6 @@ def orders_sentence(rows: list[dict], cards: dict[str, dict] | None = None) -> s
                       f"below it in the papers ({hi['paper_top1']:.1f} against {lo['paper_top1']:.1f})"
                       + budget_note(hi, lo, cards) for hi, lo in shown)
     more = f", and {len(flipped) - len(shown)} more" if len(flipped) > len(shown) else ""
-    why = ("a budget of a few epochs rewards networks that learn fast over those that gain most from long training; "
-           "128 px inputs against the papers' 224 px leave deep stacks less to resolve; and 9,469 images of 10 "
-           "classes against 1.28 million of 1,000 favour fewer parameters. The papers' figures also come from their "
-           "own protocols (single- or 10-crop, their own training lengths), so a gap of a point or two in them is no "
-           "firm order either.")
+    why = why_orders_differ([r.get("arch") for r in rows], cards)
     return (f"Of the {n} pairs among the {len(rows)} networks whose papers report an ImageNet top-1, {n - len(flipped)} "
             f"keep their order here and {len(flipped)} swap: {pairs}{more}. Three things can swap them: {why}")

@@ -85,7 +85,7 @@ def test_orders_sentence_names_the_pairs_that_swap():
     assert "2 keep their order here and 4 swap" in s
     assert "ResNet-18 is above ResNet-34 here (80.2 against 79.5), below it in the papers (72.1 against 75.5)" in s
     assert "AlexNet is above ViT here" in s and s.count("is above") == 2   # one pair per model: 2 pairs, 4 models
-    assert "budget" in s and "128 px" in s and "1.28 million" in s
+    assert "budget" in s and "smaller inputs here" in s and "1.28 million" in s   # no cards: nothing to count
     # with the cards, each swapped pair says how the budgets differed here
     cards = {"ResNet-18": {"epochs": 16, "train_compute": {"flops": 4e17}},
              "ResNet-34": {"epochs": 10, "train_compute": {"flops": 5e17}},
@@ -93,6 +93,12 @@ def test_orders_sentence_names_the_pairs_that_swap():
     s = orders_sentence(rows, cards)
     assert "below it in the papers (72.1 against 75.5); here ResNet-34 trained 10 epochs to ResNet-18's 16, with 1.2x its training compute" in s
     assert "here ViT trained with 2.0x its training compute" in s          # the same epochs: only the compute is said
+    # the reasons carry the zoo's own budget, sizes and data from the cards
+    for c, size in zip(cards.values(), (128, 128, 96, 128)):
+        c.update(train_sizes=[96, size], dataset={"train_images": 9469})
+    s = orders_sentence(rows, cards)
+    assert "a budget of a few epochs (10 to 30 epochs here)" in s and "96 to 128 px inputs here" in s
+    assert "9,469 images of 10 classes" in s
 
 
 @pytest.mark.parametrize("tie", ["paper", "ours"])
