@@ -42,17 +42,18 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serve(checkpoints: Path | None = None, env: dict | None = None, timeout: float = 120):
-    """A fresh `streamlit run app.py` on a free port; yields its URL."""
+def serve(checkpoints: Path | None = None, env: dict | None = None, timeout: float = 120, app: Path = REPO):
+    """A fresh `streamlit run app.py` on a free port (of this checkout, or of `app`, another one);
+    yields its URL."""
     port = free_port()
     # the server reads the data and checkpoints it is given, never a test's leftovers
     full_env = {k: v for k, v in os.environ.items() if k not in ("VH_DATA", "VH_CHECKPOINTS")}
     full_env.update(env or {})
     if checkpoints is not None:
         full_env["VH_CHECKPOINTS"] = str(checkpoints)
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(REPO / "app.py"), "--server.port",
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(app / "app.py"), "--server.port",
                              str(port), "--server.address", "127.0.0.1", "--server.headless", "true"],
-                            cwd=REPO, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                            cwd=app, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -349,9 +350,12 @@ def main() -> int:
     ap.add_argument("--checkpoints", type=Path, default=None)
     ap.add_argument("--upload", type=Path, action="append", default=[],
                     help="a file to upload on every page (repeatable); the shots are named PAGE-upload-WIDTH")
+    ap.add_argument("--app", type=Path, default=REPO,
+                    help="serve another checkout's app.py (e.g. a git worktree of an older commit, to compare)")
+    ap.add_argument("--text", action="store_true", help="also save each page's visible text as PAGE-WIDTH.txt")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    with serve(args.checkpoints) as (url, _), browser() as b:
+    with serve(args.checkpoints, app=args.app.resolve()) as (url, _), browser() as b:
         for w in map(int, args.widths.split(",")):
             page = new_page(b, w)
             for path in args.pages:
@@ -365,6 +369,8 @@ def main() -> int:
                 shot = args.out / f"{name}-{w}.png"
                 screenshot(page, shot, w)
                 text = page.inner_text("body")
+                if args.text:
+                    shot.with_suffix(".txt").write_text(text)
                 print(f"{path} @ {w}px: {time.time() - t0:.1f} s, overflow {overflow(page)}, truncated "
                       f"{truncated(page)}, hidden columns {hidden_columns(page)}, blown-up images "
                       f"{blown_up_images(page)}, spilled images {spilled_images(page)}, exceptions "
