@@ -353,9 +353,14 @@ def main() -> int:
     ap.add_argument("--app", type=Path, default=REPO,
                     help="serve another checkout's app.py (e.g. a git worktree of an older commit, to compare)")
     ap.add_argument("--text", action="store_true", help="also save each page's visible text as PAGE-WIDTH.txt")
+    ap.add_argument("--data", type=Path, default=None,
+                    help="the data folder the server reads (VH_DATA); default: the one beside this checkout")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    with serve(args.checkpoints, app=args.app.resolve()) as (url, _), browser() as b:
+    from models.data import default_root
+    data = args.data or default_root()
+    env = {"VH_DATA": str(data.resolve())} if data else {}
+    with serve(args.checkpoints, env=env, app=args.app.resolve()) as (url, _), browser() as b:
         for w in map(int, args.widths.split(",")):
             page = new_page(b, w)
             for path in args.pages:
