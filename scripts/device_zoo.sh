@@ -22,6 +22,9 @@
 # Back here: `python scripts/release_zoo.py --from FILES_AT` (docs/sweeps.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# the device's Python has torch but not this project installed (here `make` installs it in
+# development mode): the packages (models, training, ...) are found from the repository root
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 cmd="${1:-}"
 shift || true
 DATA="${VH_ZOO_DATA:-/tmp/imagenette}"
