@@ -389,8 +389,8 @@ def added_error(r: Reliance) -> np.ndarray:
 def fourier_sentence(a: Reliance, b: Reliance, ta: str, tb: str) -> str:
     """Where two models' Fourier heat maps differ: the error added by low and by high frequencies."""
     (ca, la, ha), (cb, lb, hb) = bands(a), bands(b)
-    s = (f"Noise at 40 to 56 cycles per image (fine stripes) changes the error of {ta} by {ha - ca:+.0f} "
-         f"points and of {tb} by {hb - cb:+.0f}; at 8 to 16 cycles (coarse), by {la - ca:+.0f} and {lb - cb:+.0f}.")
+    s = (f"Noise at 40 to 56 cycles per image (fine stripes) changes the error of {ta} by {ha - ca:+.0f} and of "
+         f"{tb} by {hb - cb:+.0f} percentage points; at 8 to 16 cycles (coarse), by {la - ca:+.0f} and {lb - cb:+.0f}.")
     if abs((ha - ca) - (hb - cb)) >= 5:
         s += f" {ta if ha - ca > hb - cb else tb} is the more fragile at high frequencies."
     if abs((la - ca) - (lb - cb)) >= 5:

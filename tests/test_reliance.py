@@ -213,7 +213,7 @@ def test_the_reliance_sentences_name_what_the_numbers_show():
     a = rz.adversarial_sentence(rel, titles)
     assert "PGD moving each pixel by at most 2/255" in a and "3 of 3 models are at chance" in a and "for 3 of 3 models" in a
     f = rz.fourier_sentence(_rel("resnet18", (90,) * 5, high=30), _rel("vit", (90,) * 5, low=20), "ResNet-18", "ViT")
-    assert "changes the error of ResNet-18 by +30 points and of ViT by +0" in f
+    assert "changes the error of ResNet-18 by +30 and of ViT by +0 percentage points" in f
     assert "ResNet-18 is the more fragile at high frequencies" in f and "ViT is the more fragile at low" in f
     e = rz.erf_sentence({"resnet18": _rel("resnet18", (90,) * 5, erf=(4.0, 8.0))}, titles)
     assert "narrowed it in 1" in e and "(ResNet-18)" in e and "here it narrows more often" in e
