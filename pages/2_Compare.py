@@ -69,6 +69,9 @@ else:
     st.subheader("How each was trained")
     TRAINED = {"epochs": "epochs", "crops": "crops", "hardware": "hardware", "minutes": "minutes",
                "train_pflops": "PFLOP", "storage": "stored", "teacher": "teacher"}
+    one_storage = df["storage"].nunique() == 1   # then said once below instead of a column of one value
+    if one_storage:
+        TRAINED.pop("storage")
     st.dataframe(df[["model", *TRAINED]].rename(columns=TRAINED), hide_index=True, width="stretch",
                  height=ui.table_height(len(df)),
                  column_config={"model": st.column_config.TextColumn(width=150),
@@ -77,10 +80,13 @@ else:
                                 "teacher": st.column_config.TextColumn(
                                     help="a network whose answers were half of each step's loss (hard distillation)")})
     taught = df[df["teacher"] != "none"]
+    said = ["Crops: the sizes trained on, in order; every card scores the input size above."]
+    if one_storage:
+        said.append(f"Every model's weights are stored {df['storage'].iloc[0]}.")
     if len(taught):
-        st.caption(f"{', '.join(taught['model'])} learned from a teacher's answers as well as the labels (hard "
-                   "distillation): their accuracy is not a figure of the architecture alone. Crops: the sizes "
-                   "trained on, in order; every card scores the input size above.")
+        said.insert(0, f"{', '.join(taught['model'])} learned from a teacher's answers as well as the labels (hard "
+                       "distillation): their accuracy is not a figure of the architecture alone.")
+    st.caption(" ".join(said))
 
 # --- the papers' order against ours -----------------------------------------------------
 st.header("The papers' ImageNet order against ours")
