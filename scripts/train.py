@@ -63,7 +63,6 @@ def main(cfg: Config) -> dict:
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = not cfg.deterministic
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
-    amp = cfg.amp and precision.autocast_ok(device)
 
     # --- data: decoded once, resident on the training device as uint8 -------------------
     spec = models.get_spec(cfg.arch)
@@ -73,7 +72,6 @@ def main(cfg: Config) -> dict:
     n_train = len(train_x)
     per_rank = cfg.batch_size // world
     steps_per_epoch = max(1, n_train // cfg.batch_size)
-
 
     # --- model, optimiser, schedule, EMA ------------------------------------------------
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank
@@ -99,7 +97,7 @@ def main(cfg: Config) -> dict:
 
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):  # draws nothing from the run
         fallbacks = probe_fast_paths(cfg, trial_step)
-    amp = cfg.amp and precision.autocast_ok(device)
+    amp = cfg.amp and precision.autocast_ok(device)  # after the probe, which may have turned it off
     if cfg.channels_last is False:
         model = model.to(memory_format=torch.contiguous_format)
     opt = build_optimizer(model, cfg, device)
