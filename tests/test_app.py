@@ -203,28 +203,45 @@ def data_downloads(at) -> list:
     return [b for b in at.get("download_button") if not (b.key or "").startswith("_svg_")]
 
 
-def download_payloads(at) -> list[bytes]:
-    """The bytes behind each download button, from AppTest's in-memory media storage (AppTest
-    has no public reader for them)."""
-    import gc
-
+@pytest.fixture
+def media_stores(monkeypatch) -> list:
+    """Every in-memory media store AppTest makes, kept alive. AppTest drops its mock runtime (and
+    the store with it) at the end of each run, and a garbage collection at the wrong moment took
+    the exported bytes away before the test could read them (CI, stop 31)."""
+    import streamlit.testing.v1.app_test as app_test
     from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
-    stores = [o for o in gc.get_objects() if isinstance(o, MemoryMediaFileStorage)]
+
+    stores = []
+
+    class Kept(MemoryMediaFileStorage):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            stores.append(self)
+
+    monkeypatch.setattr(app_test, "MemoryMediaFileStorage", Kept)
+    return stores
+
+
+def download_payloads(at, stores: list) -> list[bytes]:
+    """The bytes behind each download button, from the media stores of AppTest's runs (AppTest
+    has no public reader for them)."""
     out = []
     for b in data_downloads(at):
         fid = b.proto.url.rsplit("/", 1)[-1].split(".")[0]
-        out.append(next(s.get_file(fid).content for s in stores if fid in s._files_by_id))  # noqa: SLF001
+        found = [s.get_file(fid).content for s in stores if fid in s._files_by_id]  # noqa: SLF001
+        assert found, f"no stored file behind the button {b.label!r}"
+        out.append(found[-1])
     return out
 
 
-def test_classify_downloads_export_what_is_shown(app_checkpoints):
+def test_classify_downloads_export_what_is_shown(app_checkpoints, media_stores):
     """Issue 10, point 3: the CSV and JSON of the same results disagreed (each click reran the
     models, and each run timed them anew)."""
     at = run_page("pages/1_Classify.py")
     shown = dict(zip(at.dataframe[0].value["model"], at.dataframe[0].value["latency (ms)"]))
-    csv_raw, json_raw = download_payloads(at)
+    csv_raw, json_raw = download_payloads(at, media_stores)
     data_downloads(at)[0].click().run()                 # a click must not change what is exported
-    assert download_payloads(at) == [csv_raw, json_raw]
+    assert download_payloads(at, media_stores) == [csv_raw, json_raw]
     rows_csv = list(csv.DictReader(io.StringIO(csv_raw.decode())))
     rows_json = json.loads(json_raw)
     assert len(rows_csv) == len(rows_json) == 5 * len(APP_ARCHS)
