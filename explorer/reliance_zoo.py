@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from explorer import reliance, sidecar
 from explorer.representations import choose, decode, images_key, weight_layers
 from explorer.units import probe_layers
-from models import data
+from models import checkpoint, data
 
 FILE = "reliance.safetensors"
 TRANSFER = "transfer.json"
@@ -206,6 +206,9 @@ def load(path: Path, card: dict) -> Reliance | None:
         n = len(meta["layers"])
         preset = card.get("preset", "explorer")
         geometry = {ly.path: ly for ly in spatial_layers(card["arch"], preset)}
+        for d in meta["layers"]:      # older files numbered the layers of the hand-written networks
+            d["path"] = checkpoint.current_path(card["arch"], d["path"], preset)
+            d["label"] = geometry[d["path"]].label if d["path"] in geometry else d["label"]
         known = [geometry.get(d["path"]) for d in meta["layers"]]
         centres = [reliance.unit_centre(ly.start, ly.jump, ly.grid) if ly is not None and ly.start is not None else None
                    for ly in known]

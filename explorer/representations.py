@@ -49,7 +49,7 @@ import torch
 
 from explorer import anatomy, sidecar
 from explorer.units import Layer, probe_layers
-from models import data
+from models import checkpoint, data
 
 FILE = "representations.safetensors"
 SEED = 0
@@ -353,11 +353,13 @@ def save(path: Path, result: dict, card: dict) -> None:
 
 def load(path: Path, card: dict) -> Reps | None:
     """A checkpoint's representation file, or None if absent or made from other weights."""
-    by_key = {ly.key: ly for ly in probe_layers(card["arch"], card.get("preset", "explorer"))}
+    preset = card.get("preset", "explorer")
+    by_key = {ly.key: ly for ly in probe_layers(card["arch"], preset)}
     with sidecar.opened(path, card) as f:
         if f is None:
             return None
-        layers = [by_key.get(d["key"]) or Layer(d["key"], d["path"], d["label"], d["channels"], None, None, None, None)
+        layers = [by_key.get(d["key"]) or Layer(d["key"], checkpoint.current_path(card["arch"], d["path"], preset),
+                                                d["label"], d["channels"], None, None, None, None)
                   for d in json.loads(f.metadata["layers"])]
         g = f.get_tensor
         return Reps(card["arch"], layers, g("depth").tolist(), g("probe_val").tolist(), g("probe_train").tolist(),

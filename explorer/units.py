@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 
 from explorer import anatomy, sidecar
-from models import data
+from models import checkpoint, data
 
 UNITS = "units.safetensors"
 TOP = 9
@@ -85,7 +85,7 @@ def probe_layers(arch: str, preset: str = "explorer", blocks: int = 4) -> list[L
 
 def _part(name: str) -> str:
     """The block a layer belongs to: the first path part that is not the trunk or one of the zoo's
-    generic containers (MobileNet's features.3, ResNet's layer1, AlexNet's features.13). A stage
+    generic containers (MobileNet's features.3, ResNet's layer1, AlexNet's features.relu5). A stage
     ends with the last block that finishes inside it, so a block is never cut in two."""
     parts = name.removesuffix(" (own)").split(".")
     for i, part in enumerate(parts):
@@ -213,10 +213,14 @@ def load(path: Path, card: dict) -> Units | None:
     with sidecar.opened(path, card) as f:
         if f is None:
             return None
+        preset = card.get("preset", "explorer")
+        live = {ly.path: ly for ly in probe_layers(card["arch"], preset)}
         layers = []
         for d in json.loads(f.metadata["layers"]):
             d["grid"] = tuple(d["grid"]) if d["grid"] else None
             d["rf"] = math.inf if d["rf"] is None else d["rf"]
+            d["path"] = checkpoint.current_path(card["arch"], d["path"], preset)  # older files numbered layers
+            d["label"] = live[d["path"]].label if d["path"] in live else d["label"]  # today's names
             layers.append(Layer(**d))
         val, gal = {}, {}
         for ly in layers:

@@ -14,6 +14,8 @@ It shows in the zoo what batch norm alone does for a plain, VGG-like stack.
 """
 from __future__ import annotations
 
+from collections import OrderedDict
+
 from torch import nn
 
 from .registry import ArchSpec, Paper, Preset, Reported, register
@@ -21,26 +23,29 @@ from .zoonet import ZooNet
 
 
 def conv_bn(cin: int, cout: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout),
-                         nn.ReLU(inplace=True))
+    return nn.Sequential(OrderedDict([("conv", nn.Conv2d(cin, cout, 3, padding=1, bias=False)),
+                                      ("bn", nn.BatchNorm2d(cout)), ("relu", nn.ReLU(inplace=True))]))
+
+
+NUMBERED = ("trunk", "trunk.conv*")  # numbered, not named, in checkpoints before 2026-12-05
 
 
 def bn_convnet(num_classes: int = 10, in_chans: int = 3, widths=(32, 64, 128, 256)) -> ZooNet:
     layers, cin = [], in_chans
-    for i, w in enumerate(widths):
-        if i:
-            layers.append(nn.MaxPool2d(2))
-        layers += [conv_bn(cin, w), conv_bn(w, w)]
+    for i, w in enumerate(widths, 1):
+        if i > 1:
+            layers.append((f"pool{i - 1}", nn.MaxPool2d(2)))
+        layers += [(f"conv{i}_1", conv_bn(cin, w)), (f"conv{i}_2", conv_bn(w, w))]
         cin = w
-    trunk = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    trunk = nn.Sequential(OrderedDict([*layers, ("gap", nn.AdaptiveAvgPool2d(1)), ("flatten", nn.Flatten())]))
     for m in trunk.modules():
         if isinstance(m, nn.Conv2d):
             nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-    return ZooNet(trunk, nn.Linear(cin, num_classes), stem="trunk.0.0")
+    return ZooNet(trunk, nn.Linear(cin, num_classes), stem="trunk.conv1_1.conv")
 
 
 register(ArchSpec(
-    name="bn_convnet", title="ConvNet + BatchNorm", year=2015, family="bn_convnet", order=0,
+    name="bn_convnet", title="ConvNet + BatchNorm", year=2015, family="bn_convnet", order=0, numbered=NUMBERED,
     blocks=(("trunk[:MaxPool2d]", "A stage: two 3x3 convolutions, each followed by batch norm and ReLU, then 2x2 max-pooling."),),
     paper=Paper("Batch Normalization: Accelerating Deep Network Training by Reducing Internal "
                 "Covariate Shift", "S. Ioffe, C. Szegedy", "ICML 2015", "https://arxiv.org/abs/1502.03167"),

@@ -21,9 +21,15 @@ time, hardware, code commit, dataset fingerprint, and the sha256 of every weight
 its config equals the registry's preset, every weights file exists with the recorded
 sha256, and the tensors match the model's keys and shapes exactly (strict). Any failure
 raises `CheckpointError` with one sentence naming the file and the fix.
+
+Older checkpoints and side files numbered the layers of the hand-written networks by position
+(`trunk.features.0` where the code now says `trunk.features.conv1`); `current_path` and
+`current_keys` map those names, so every checkpoint made before the naming still loads.
 """
 from __future__ import annotations
 
+import fnmatch
+import functools
 import hashlib
 import json
 import os
@@ -54,6 +60,55 @@ class CheckpointError(Exception):
         super().__init__(message)
         self.public = public or "its checkpoint could not be verified; restore it from git or re-export it."
         self.absent = absent
+
+
+@functools.lru_cache(maxsize=None)
+def _renames(arch: str, preset: str) -> dict[str, str]:
+    """{numbered module path (as older files wrote it): current module path} for `arch`; empty
+    when nothing was renamed. A child of a container listed in the spec's `numbered` was
+    written as its index in that container."""
+    numbered = get_spec(arch).numbered
+    if not numbered:
+        return {}
+    with torch.device("meta"):
+        model = create(arch, preset)
+    out = {}
+
+    def walk(module, new: str, old: str) -> None:
+        renamed = any(fnmatch.fnmatchcase(new, p) for p in numbered)
+        for i, (name, child) in enumerate(module.named_children()):
+            n, o = f"{new}.{name}" if new else name, f"{old}.{i if renamed else name}" if old else name
+            if o != n:
+                out[o] = n
+            walk(child, n, o)
+
+    walk(model, "", "")
+    return out
+
+
+def current_path(arch: str, path: str, preset: str = "explorer") -> str:
+    """The module path the code uses now for `path` as an older file wrote it (unchanged when
+    it was never renamed)."""
+    return _renames(arch, preset).get(path, path)
+
+
+def current_keys(arch: str, state: dict, preset: str = "explorer") -> dict:
+    """`state` (parameter and buffer names -> values) with numbered module paths renamed; a
+    wrapper's prefix (an EMA's or DDP's `module.`) is kept."""
+    ren = _renames(arch, preset)
+    if not ren:
+        return state
+    out = {}
+    for key, v in state.items():
+        parts = key.split(".")
+        start = parts.index("trunk") if "trunk" in parts else 0
+        for cut in range(len(parts) - 1, start, -1):   # the longest module path that was renamed
+            mod = ".".join(parts[start:cut])
+            if mod in ren:
+                key = ".".join([*parts[:start], ren[mod], *parts[cut:]])
+                break
+        out[key] = v
+    return out
 
 
 def sha256_file(path: Path) -> str:
@@ -229,7 +284,7 @@ def load(arch: str, checkpoints_dir: str | Path = "checkpoints", device: str = "
         except (SafetensorError, OSError, ValueError) as e:
             raise CheckpointError(f"{f} is not a readable safetensors file ({e}); re-export {arch}.",
                                   public="its weights file is not readable; re-export it.") from None
-    state = dequantize(state)
+    state = current_keys(arch, dequantize(state), card["preset"])
     with torch.device("meta"):  # shapes only: the weights below replace every tensor (no random init)
         model = create(arch, card["preset"], num_classes=int(card.get("num_classes", 10)))
     own = model.state_dict()

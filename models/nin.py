@@ -19,33 +19,36 @@ class maps are `head.weight` applied to the last block's maps (class activation 
 """
 from __future__ import annotations
 
+from collections import OrderedDict
+
 from torch import nn
 
 from .registry import ArchSpec, Paper, Preset, Reported, register
 from .zoonet import ZooNet, init_kaiming
 
 
-def mlpconv(cin: int, cout: int, kernel: int, stride: int = 1, padding: int = 0, last: int | None = None):
-    last = last or cout
-    return nn.Sequential(
-        nn.Conv2d(cin, cout, kernel, stride, padding), nn.ReLU(inplace=True),
-        nn.Conv2d(cout, cout, 1), nn.ReLU(inplace=True),
-        nn.Conv2d(cout, last, 1), nn.ReLU(inplace=True),
-    )
+def mlpconv(cin: int, cout: int, kernel: int, stride: int = 1, padding: int = 0, cccps: int = 2) -> nn.Sequential:
+    """One mlpconv block: a convolution, then `cccps` 1x1 convolutions ("cascaded cross channel
+    parametric pooling", the released model's cccp layers), each followed by a ReLU."""
+    layers = [("conv", nn.Conv2d(cin, cout, kernel, stride, padding)), ("relu", nn.ReLU(inplace=True))]
+    for i in range(1, cccps + 1):
+        layers += [(f"cccp{i}", nn.Conv2d(cout, cout, 1)), (f"relu{i}", nn.ReLU(inplace=True))]
+    return nn.Sequential(OrderedDict(layers))
+
+
+NUMBERED = ("trunk", "trunk.mlpconv*")  # numbered, not named, in checkpoints before 2026-12-05
 
 
 def nin(num_classes: int = 10, in_chans: int = 3, dropout: float = 0.5) -> ZooNet:
-    block4 = nn.Sequential(
-        nn.Conv2d(384, 1024, 3, padding=1), nn.ReLU(inplace=True),
-        nn.Conv2d(1024, 1024, 1), nn.ReLU(inplace=True),
-    )  # its final 1x1 conv (1024 -> classes) is the head; see the module docstring
-    trunk = nn.Sequential(
-        mlpconv(in_chans, 96, 11, stride=4), nn.MaxPool2d(3, 2),
-        mlpconv(96, 256, 5, padding=2), nn.MaxPool2d(3, 2),
-        mlpconv(256, 384, 3, padding=1), nn.MaxPool2d(3, 2), nn.Dropout(dropout),
-        block4, nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-    )
-    model = ZooNet(trunk, nn.Linear(1024, num_classes), stem="trunk.0.0")
+    trunk = nn.Sequential(OrderedDict([
+        ("mlpconv1", mlpconv(in_chans, 96, 11, stride=4)), ("pool1", nn.MaxPool2d(3, 2)),
+        ("mlpconv2", mlpconv(96, 256, 5, padding=2)), ("pool2", nn.MaxPool2d(3, 2)),
+        ("mlpconv3", mlpconv(256, 384, 3, padding=1)), ("pool3", nn.MaxPool2d(3, 2)), ("drop", nn.Dropout(dropout)),
+        # its last 1x1 conv (1024 -> classes) is the head; see the module docstring
+        ("mlpconv4", mlpconv(384, 1024, 3, padding=1, cccps=1)),
+        ("gap", nn.AdaptiveAvgPool2d(1)), ("flatten", nn.Flatten()),
+    ]))
+    model = ZooNet(trunk, nn.Linear(1024, num_classes), stem="trunk.mlpconv1.conv")
     init_kaiming(model)
     return model
 
@@ -53,8 +56,8 @@ def nin(num_classes: int = 10, in_chans: int = 3, dropout: float = 0.5) -> ZooNe
 _DEV = ("Kaiming-normal initialisation instead of the released model's Gaussian init.",)
 
 register(ArchSpec(
-    name="nin", title="Network in Network", year=2013, family="nin", order=1,
-    blocks=(("trunk.0", "One mlpconv block: a convolution followed by two 1x1 convolutions, a small MLP slid over the image."),),
+    name="nin", title="Network in Network", year=2013, family="nin", order=1, numbered=NUMBERED,
+    blocks=(("trunk.mlpconv1", "One mlpconv block: a convolution followed by two 1x1 convolutions, a small MLP slid over the image."),),
     paper=Paper("Network In Network", "M. Lin, Q. Chen, S. Yan", "ICLR 2014 (arXiv 1312.4400, 2013)",
                 "https://arxiv.org/abs/1312.4400"),
     key_idea="Micro-networks (1x1 convolutions) inside each convolution layer, and global average "

@@ -68,6 +68,9 @@ class ArchSpec:
     # A path may end in a slice of its children: "[a:b]", or "[:Type]" for "up to the first Type".
     blocks: tuple[tuple[str, str], ...] = ()
     builds_on: str | None = None      # the architecture `changed` is written against (registry key)
+    # containers (current module paths, fnmatch patterns) whose children older checkpoints and side
+    # files numbered by position, as a bare nn.Sequential does; `models.checkpoint` maps them
+    numbered: tuple[str, ...] = ()
 
     def preset(self, name: str) -> Preset:
         if name not in self.presets:

@@ -7,24 +7,44 @@ Key idea: depth through uniformity. Only 3x3 convolutions (two stacked 3x3 see a
 field, three see 7x7, with fewer parameters and more non-linearities), 2x2 max-pooling,
 widths doubling 64 -> 512, then AlexNet's fc6/fc7/fc8: 16 weight layers, 138M parameters.
 
-The conv layers are torchvision's `make_layers(cfgs["D"])`. The classifier is the
+The conv layers are torchvision's `cfgs["D"]`, named as the released Caffe model names them
+(conv1_1 ... conv5_3, pool1 ... pool5; bn1_1 ... with batch norm). The classifier is the
 paper's: fc6 reads the flattened last pooled maps directly (7x7 at 224 px), so no
 adaptive pooling stands in between.
 """
 from __future__ import annotations
 
+from collections import OrderedDict
+
 from torch import nn
-from torchvision.models.vgg import cfgs, make_layers
+from torchvision.models.vgg import cfgs
 
 from .registry import ArchSpec, Paper, Preset, Reported, register
+from .alexnet import NUMBERED
 from .zoonet import ZooNet, fc_net, require_rgb
+
+
+def features(cfg: list, batch_norm: bool) -> nn.Sequential:
+    """torchvision's `make_layers`, with each layer named by its stage and place in it."""
+    layers, cin, stage, k = [], 3, 1, 0
+    for v in cfg:
+        if v == "M":
+            layers.append((f"pool{stage}", nn.MaxPool2d(2, 2)))
+            stage, k = stage + 1, 0
+            continue
+        k += 1
+        layers.append((f"conv{stage}_{k}", nn.Conv2d(cin, v, 3, padding=1)))
+        if batch_norm:
+            layers.append((f"bn{stage}_{k}", nn.BatchNorm2d(v)))
+        layers.append((f"relu{stage}_{k}", nn.ReLU(inplace=True)))
+        cin = v
+    return nn.Sequential(OrderedDict(layers))
 
 
 def vgg16(num_classes: int = 10, in_chans: int = 3, input_size: int = 224, fc_width: int = 4096,
           batch_norm: bool = False, dropout: float = 0.5) -> ZooNet:
-    features = make_layers(cfgs["D"], batch_norm=batch_norm)
     require_rgb(in_chans)
-    model = fc_net(features, num_classes, input_size, in_chans, fc_width, dropout)
+    model = fc_net(features(cfgs["D"], batch_norm), num_classes, input_size, in_chans, fc_width, dropout)
     for m in model.modules():  # torchvision's VGG initialisation
         if isinstance(m, nn.Conv2d):
             nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
@@ -36,7 +56,7 @@ def vgg16(num_classes: int = 10, in_chans: int = 3, input_size: int = 224, fc_wi
 
 
 register(ArchSpec(
-    name="vgg16", title="VGG-16", year=2014, family="vgg", order=0, penultimate="fc7",
+    name="vgg16", title="VGG-16", year=2014, family="vgg", order=0, penultimate="fc7", numbered=NUMBERED,
     blocks=(("trunk.features[:MaxPool2d]", "The first stage: two 3x3 convolutions, then 2x2 max-pooling; four more stages repeat it with more channels."),),
     paper=Paper("Very Deep Convolutional Networks for Large-Scale Image Recognition",
                 "K. Simonyan, A. Zisserman", "ICLR 2015 (arXiv 1409.1556, 2014)",

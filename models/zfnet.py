@@ -13,9 +13,11 @@ max-pool -> fc6 4096 -> fc7 4096, giving the paper's 110, 55, 26, 13, 6 map size
 """
 from __future__ import annotations
 
+from collections import OrderedDict
+
 from torch import nn
 
-from .alexnet import conv345, lrn
+from .alexnet import NUMBERED, conv345, lrn
 from .registry import ArchSpec, Paper, Preset, Reported, register
 from .zoonet import ZooNet, fc_net, init_kaiming
 
@@ -23,11 +25,13 @@ from .zoonet import ZooNet, fc_net, init_kaiming
 def zfnet(num_classes: int = 10, in_chans: int = 3, input_size: int = 224, fc_width: int = 4096,
           dropout: float = 0.5) -> ZooNet:
     pool = lambda: nn.MaxPool2d(3, 2, ceil_mode=True)  # noqa: E731 -- 110 -> 55, 26 -> 13, 13 -> 6
-    conv = nn.Sequential(
-        nn.Conv2d(in_chans, 96, 7, stride=2, padding=1), nn.ReLU(inplace=True), pool(), lrn(),
-        nn.Conv2d(96, 256, 5, stride=2), nn.ReLU(inplace=True), pool(), lrn(),
+    conv = nn.Sequential(OrderedDict([
+        ("conv1", nn.Conv2d(in_chans, 96, 7, stride=2, padding=1)), ("relu1", nn.ReLU(inplace=True)),
+        ("pool1", pool()), ("norm1", lrn()),
+        ("conv2", nn.Conv2d(96, 256, 5, stride=2)), ("relu2", nn.ReLU(inplace=True)), ("pool2", pool()),
+        ("norm2", lrn()),
         *conv345(),
-    )
+    ]))
     model = fc_net(conv, num_classes, input_size, in_chans, fc_width, dropout)
     init_kaiming(model)
     return model
@@ -40,7 +44,7 @@ _DEV = (
 )
 
 register(ArchSpec(
-    name="zfnet", title="ZFNet", year=2013, family="zfnet", order=0, penultimate="fc7",
+    name="zfnet", title="ZFNet", year=2013, family="zfnet", order=0, penultimate="fc7", numbered=NUMBERED,
     blocks=(("trunk.features", "The convolutional stack: AlexNet's, with a 7x7 stride-2 conv1 and a stride-2 conv2."),),
     paper=Paper("Visualizing and Understanding Convolutional Networks", "M. D. Zeiler, R. Fergus",
                 "ECCV 2014 (arXiv 1311.2901, 2013)", "https://arxiv.org/abs/1311.2901"),

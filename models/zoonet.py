@@ -15,6 +15,8 @@ replaced by ``Identity`` and lifted out as ``head``, so parameter counts are unc
 """
 from __future__ import annotations
 
+from collections import OrderedDict
+
 import torch
 from torch import nn
 
@@ -81,11 +83,11 @@ def fc67(in_features: int, width: int, dropout: float = 0.5) -> nn.Sequential:
     The trunk ends here, so its output is the fc7 activation the AlexNet paper uses
     for retrieval (after ReLU; dropout is inactive at evaluation).
     """
-    return nn.Sequential(
-        nn.Flatten(),
-        nn.Linear(in_features, width), nn.ReLU(inplace=True), nn.Dropout(dropout),
-        nn.Linear(width, width), nn.ReLU(inplace=True), nn.Dropout(dropout),
-    )
+    return nn.Sequential(OrderedDict([
+        ("flatten", nn.Flatten()),
+        ("fc6", nn.Linear(in_features, width)), ("relu6", nn.ReLU(inplace=True)), ("drop6", nn.Dropout(dropout)),
+        ("fc7", nn.Linear(width, width)), ("relu7", nn.ReLU(inplace=True)), ("drop7", nn.Dropout(dropout)),
+    ]))
 
 
 def flat_size(conv: nn.Module, input_size: int, in_chans: int) -> int:
@@ -101,8 +103,9 @@ def require_rgb(in_chans: int) -> None:
 
 def fc_net(conv: nn.Module, num_classes: int, input_size: int, in_chans: int, fc_width: int,
            dropout: float) -> ZooNet:
-    """AlexNet-style assembly: conv stack -> fc6/fc7 (the trunk ends at fc7) -> linear head."""
+    """AlexNet-style assembly: conv stack -> fc6/fc7 (the trunk ends at fc7) -> linear head (the
+    papers' fc8). The stem is the conv stack's first layer."""
     trunk = nn.Sequential()
     trunk.add_module("features", conv)
     trunk.add_module("fc67", fc67(flat_size(conv, input_size, in_chans), fc_width, dropout))
-    return ZooNet(trunk, nn.Linear(fc_width, num_classes), stem="trunk.features.0")
+    return ZooNet(trunk, nn.Linear(fc_width, num_classes), stem=f"trunk.features.{next(iter(conv._modules))}")

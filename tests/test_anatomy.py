@@ -53,15 +53,15 @@ def rf(arch: str, layer: str, preset: str = "paper") -> float:
 
 
 def test_receptive_fields_match_hand_computed_values():
-    assert rf("alexnet", "features.0") == 11                   # conv1: 11x11
-    assert rf("alexnet", "features.3") == 19                   # pool1: 11 + (3 - 1) * 4
-    assert rf("alexnet", "features.14") == 195                 # pool5, the textbook figure
-    assert rf("vgg16", "features.2") == 5                      # two stacked 3x3 convs see 5x5
-    assert rf("vgg16", "features.4") == 6                      # then a 2x2 pool
+    assert rf("alexnet", "features.conv1") == 11                   # conv1: 11x11
+    assert rf("alexnet", "features.pool1") == 19                   # pool1: 11 + (3 - 1) * 4
+    assert rf("alexnet", "features.pool5") == 195                 # pool5, the textbook figure
+    assert rf("vgg16", "features.conv1_2") == 5                      # two stacked 3x3 convs see 5x5
+    assert rf("vgg16", "features.pool1") == 6                      # then a 2x2 pool
     t = anatomy.table("resnet18", "explorer")
     last = [r for r in t.rows if r.layer.startswith("layer4") and r.spatial][-1]
     assert last.rf == 435 and last.rf > t.input_size and last.jump == 32
-    assert rf("zfnet", "features.0") == 7
+    assert rf("zfnet", "features.conv1") == 7
 
 
 def test_receptive_field_takes_the_wider_branch_and_flags_global_context():
@@ -96,7 +96,10 @@ def test_stages_follow_resolution_and_name_their_layers():
     vgg = anatomy.table("vgg16", "paper")
     fc = anatomy.stages(vgg)[-1]
     assert fc.params / vgg.params > 0.85 and fc.macs / vgg.macs < 0.01   # the blog's point about VGG-16
-    assert anatomy.cost_summary(vgg).startswith("Most parameters sit in fc14-fc16 (89%)")
+    assert anatomy.cost_summary(vgg).startswith("Most parameters sit in fc6-fc8 (89%)")
+    assert [s.label for s in anatomy.stages(vgg)][::5] == ["224x224 · conv1_1-conv1_2", "classifier · fc6-fc8"]
+    nin = [s.label for s in anatomy.stages(anatomy.table("nin", "paper"))]
+    assert nin == ["54x54 · mlpconv1", "26x26 · mlpconv2", "12x12 · mlpconv3", "5x5 · mlpconv4", "classifier"]
 
 
 @pytest.mark.parametrize("arch", ARCHS)

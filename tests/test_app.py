@@ -305,7 +305,7 @@ def test_filters_steps_through_training_snapshots(app_checkpoints):
     from explorer.filters import SNAPSHOTS, save_snapshots
     torch.manual_seed(1)
     snaps = {e: torch.randn(96, 3, 11, 11) for e in (0, 1, 2, 5)}
-    path = save_snapshots(snaps, app_checkpoints / "alexnet" / SNAPSHOTS, "alexnet", "trunk.features.0")
+    path = save_snapshots(snaps, app_checkpoints / "alexnet" / SNAPSHOTS, "alexnet", "trunk.features.conv1")
     try:
         at = run_page("pages/3_Filters.py", arch="alexnet")
         assert_clean(at)

@@ -119,3 +119,46 @@ def test_a_zero_channel_quantises_to_zero():
     q, scale = checkpoint.quantize_int8(w)
     assert (q[2] == 0).all() and torch.isfinite(scale).all()
     assert q.abs().flatten(1).amax(1).tolist() == [127, 127, 0, 127]
+
+
+@pytest.mark.parametrize("arch", ["alexnet", "vgg16", "nin", "bn_convnet"])
+def test_checkpoints_from_before_the_layer_names_still_load(tmp_path, arch):
+    """Issue 28, point 4: checkpoints written while the hand-written networks numbered their layers
+    (`trunk.features.0`) load into today's named layers (`trunk.features.conv1`) with the same output."""
+    from safetensors.torch import load_file, save_file
+    torch.manual_seed(0)
+    m = models.create(arch, "explorer").eval()
+    models.save(m, tmp_path / arch, {"num_classes": 10})
+    old = {new: o for o, new in checkpoint._renames(arch, "explorer").items()}
+    assert old, "nothing to map"
+    card_path = tmp_path / arch / "card.json"
+    card = json.loads(card_path.read_text())
+    state = {}
+    for entry in card["weights"]:                  # write the keys as the old code did
+        f = tmp_path / arch / entry["file"]
+        shard = load_file(str(f))
+        state.update(shard)
+        numbered = {}
+        for k, v in shard.items():
+            mod, leaf = k.removesuffix(checkpoint.SCALE).rsplit(".", 1)
+            numbered[f"{old.get(mod, mod)}.{leaf}" + (checkpoint.SCALE if k.endswith(checkpoint.SCALE) else "")] = v
+        save_file(numbered, str(f))
+        entry["sha256"] = checkpoint.sha256_file(f)
+    card_path.write_text(json.dumps(card))
+    assert not any(k.startswith("trunk.features.conv1") for e in card["weights"]
+                   for k in load_file(str(tmp_path / arch / e["file"])))
+    loaded, _ = models.load(arch, tmp_path)
+    reference = checkpoint.dequantize(state)
+    x = torch.rand(2, 3, 128, 128)
+    with torch.no_grad():
+        m.load_state_dict({k: v.to(m.state_dict()[k].dtype) for k, v in reference.items()})
+        assert torch.allclose(loaded(x), m(x), atol=1e-5)
+    assert checkpoint.current_path(arch, old[loaded.stem_path]) == loaded.stem_path
+    assert checkpoint.current_path(arch, "trunk.not.renamed") == "trunk.not.renamed"
+    assert checkpoint.current_path("resnet18", "trunk.layer1.0") == "trunk.layer1.0"   # never numbered by us
+
+
+def test_numbered_keys_keep_a_wrappers_prefix():
+    state = {"module.trunk.features.0.weight": 1, "n_averaged": 2, "_orig_mod.head.bias": 3}
+    assert checkpoint.current_keys("alexnet", state) == {"module.trunk.features.conv1.weight": 1, "n_averaged": 2,
+                                                         "_orig_mod.head.bias": 3}

@@ -46,12 +46,30 @@ def test_registry_is_complete_and_ordered():
 def test_alexnet_paper_layer_sizes():
     m = models.create("alexnet", "paper")
     conv = m.trunk.features
-    assert (conv[0].out_channels, conv[0].kernel_size, conv[0].stride) == (96, (11, 11), (4, 4))
-    lrn = conv[2]
+    assert (conv.conv1.out_channels, conv.conv1.kernel_size, conv.conv1.stride) == (96, (11, 11), (4, 4))
+    lrn = conv.norm1
     assert (lrn.size, lrn.alpha / lrn.size, lrn.beta, lrn.k) == (5, pytest.approx(1e-4), 0.75, 2.0)
-    assert (conv[3].kernel_size, conv[3].stride) == (3, 2)  # overlapping pooling
+    assert (conv.pool1.kernel_size, conv.pool1.stride) == (3, 2)  # overlapping pooling
     assert conv(torch.zeros(1, 3, 227, 227)).shape == (1, 256, 6, 6)
-    assert m.trunk.fc67[1].out_features == 4096 and m.trunk.fc67[3].p == 0.5
+    assert m.trunk.fc67.fc6.out_features == m.trunk.fc67.fc7.out_features == 4096 and m.trunk.fc67.drop6.p == 0.5
+    assert m.stem is conv.conv1 and m.head.in_features == 4096   # the head is the paper's fc8
+
+
+def test_hand_written_networks_name_their_layers_as_the_papers_do():
+    """Issue 28, point 4: AlexNet's conv1-conv5 and fc6-fc7, VGG's conv1_1-conv5_3, NiN's mlpconv
+    blocks with their cccp layers, not positions in a Sequential."""
+    def convs(arch):
+        return [n.removeprefix("trunk.") for n, m in models.create(arch).named_modules()
+                if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    assert convs("alexnet") == [f"features.conv{i}" for i in range(1, 6)] + ["fc67.fc6", "fc67.fc7", "head"]
+    assert convs("zfnet") == convs("alexnet")
+    assert convs("vgg16")[:13] == [f"features.conv{s}_{k}" for s, n in enumerate((2, 2, 3, 3, 3), 1)
+                                   for k in range(1, n + 1)]
+    assert convs("nin")[:4] == ["mlpconv1.conv", "mlpconv1.cccp1", "mlpconv1.cccp2", "mlpconv2.conv"]
+    assert convs("bn_convnet")[:3] == ["conv1_1.conv", "conv1_2.conv", "conv2_1.conv"]
+    for arch in ("alexnet", "zfnet", "vgg16", "nin", "bn_convnet"):
+        named = [n for n, _ in models.create(arch).named_modules() if n]
+        assert not [n for n in named if any(p.isdigit() for p in n.split("."))], arch
 
 
 def test_zfnet_map_sizes_match_figure_3():

@@ -198,3 +198,41 @@ def test_a_refit_ends_every_parameter_groups_decay_at_the_new_last_step():
         opt.step()
         again.step()
     assert again.get_last_lr() == [0.0, 0.0]
+
+
+def test_a_run_saved_before_the_layer_names_resumes(tmp_path):
+    """Issue 28, point 4: a run state written while ConvNet + BN numbered its layers (`trunk.0.0`)
+    resumes into today's named layers, the EMA's copy included, with every tensor in place."""
+    from models.checkpoint import _renames
+    from training import runstate
+    torch.manual_seed(0)
+    cfg = config.parse_config(["--arch", "bn_convnet", "--protocol", "short-cnn", "--epochs", "4"])
+    model = models.create("bn_convnet", "explorer")
+    ema = torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(0.9),
+                                              use_buffers=True)
+    opt = steps.build_optimizer(model, cfg, torch.device("cpu"))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule.lr_lambda(1, 4 * 3, "linear"))
+    old = {new: o for o, new in _renames("bn_convnet", "explorer").items()}
+
+    def numbered(state):
+        out = {}
+        for k, v in state.items():
+            pre, rest = ("module.", k[7:]) if k.startswith("module.") else ("", k)
+            mod, leaf = rest.rsplit(".", 1) if "." in rest else ("", rest)
+            out[pre + (f"{old.get(mod, mod)}.{leaf}" if mod else leaf)] = v
+        return out
+
+    runstate.save(tmp_path / "state.pt", model, opt, sched, ema, 2, [], {}, 1.0, cfg, None)
+    st = torch.load(tmp_path / "state.pt", weights_only=True)
+    st["model"], st["ema"] = numbered(st["model"]), numbered(st["ema"])
+    assert "trunk.0.0.weight" in st["model"] and "module.trunk.0.0.weight" in st["ema"]
+    torch.save(st, tmp_path / "state.pt")
+    fresh = models.create("bn_convnet", "explorer")
+    fresh_ema = torch.optim.swa_utils.AveragedModel(fresh, use_buffers=True)
+    fresh_opt = steps.build_optimizer(fresh, cfg, torch.device("cpu"))
+    fresh_sched = torch.optim.lr_scheduler.LambdaLR(fresh_opt, schedule.lr_lambda(1, 4 * 3, "linear"))
+    done = runstate.resume(tmp_path / "state.pt", cfg, fresh, fresh_opt, fresh_sched, fresh_ema, 3, False)[0]
+    assert done == 2
+    for k, v in model.state_dict().items():
+        assert torch.equal(fresh.state_dict()[k], v), k
+    assert torch.equal(fresh_ema.module.trunk.conv1_1.conv.weight, ema.module.trunk.conv1_1.conv.weight)

@@ -108,6 +108,30 @@ def test_selectivity_grows_with_depth_in_the_best_shipped_cnn():
     assert spatial[-1]["mean selectivity"] > spatial[0]["mean selectivity"]
 
 
+@pytest.mark.parametrize("arch", SHIPPED)
+def test_shipped_side_files_name_layers_of_todays_networks(arch):
+    """Issue 28, point 4: unit, representation and reliance files written while the hand-written
+    networks numbered their layers still name a module of today's network, labelled as the
+    layer table labels it now (AlexNet's `trunk.features.2` is `trunk.features.norm1`, conv1)."""
+    from explorer import reliance_zoo, representations
+    card = models.read_card(arch, REPO / "checkpoints")
+    with torch.device("meta"):
+        model = models.create(arch, card["preset"])
+    live = {ly.path: ly.label for ly in units.probe_layers(arch, card["preset"])}
+    u = units.load(REPO / "checkpoints" / arch / units.UNITS, card)
+    r = representations.load(REPO / "checkpoints" / arch / representations.FILE, card)
+    rel = reliance_zoo.load(REPO / "checkpoints" / arch / reliance_zoo.FILE, card)
+    paths = [(ly.path, ly.label) for ly in (u.layers if u else []) + (r.layers if r else [])]
+    paths += [(d["path"], d["label"]) for d in (rel.layers if rel else [])]
+    assert paths, f"{arch}: no side file read"
+    for path, label in paths:
+        if path:
+            model.get_submodule(path)
+            assert label == live[path], (arch, path)
+    if rel is not None:
+        assert None not in rel.depths, f"{arch}: a reliance layer lost its geometry"
+
+
 def test_shipped_unit_files_fit_the_budget():
     total = sum((REPO / "checkpoints" / a / units.UNITS).stat().st_size for a in SHIPPED)
     assert total <= 20 * 2**20

@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
+from models.checkpoint import current_keys
 from training.config import REPO, Config, recipe
 from training.schedule import fit_epochs, refit
 from training.steps import FAST_PATHS
@@ -120,11 +121,11 @@ def resume(path: Path, cfg: Config, model, opt, sched, ema, steps_per_epoch: int
     if changed:
         raise SystemExit(f"--resume: {path} was trained with a different recipe "
                          f"(field: (then, now): {changed}); pass the same flags, or another --out")
-    model.load_state_dict(st["model"])
+    model.load_state_dict(current_keys(cfg.arch, st["model"], cfg.preset))  # states saved before layers had names
     opt.load_state_dict(st["optimizer"])
     sched.load_state_dict(st["scheduler"])
     if ema is not None and st.get("ema") is not None:
-        ema.load_state_dict(st["ema"])
+        ema.load_state_dict(current_keys(cfg.arch, st["ema"], cfg.preset))
     set_rng_state(st["rng"])
     done, rows, fitted = st["epoch"], st["rows"], st.get("fitted")
     if master:

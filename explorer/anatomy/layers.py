@@ -25,7 +25,7 @@ from models.probes import unfused_attention
 
 @dataclass
 class Row:
-    name: str                 # dotted path inside the ZooNet ("trunk.features.0"); "(own)" rows end with " (own)"
+    name: str                 # dotted path inside the ZooNet ("trunk.features.conv1"); "(own)" rows end with " (own)"
     kind: str                 # module class, e.g. "Conv2d"
     detail: str               # key hyper-parameters, e.g. "11x11 /4, 3->96"
     depth: int                # number of dots + 1 ("trunk" is 1)

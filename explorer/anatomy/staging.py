@@ -8,6 +8,7 @@ containers, whose contents are named rather than the container itself.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from explorer.anatomy.layers import Row, Table
@@ -102,11 +103,12 @@ CONTAINERS = ("features", "fc67")   # the zoo's generic containers: name what is
 def part_names(t: Table) -> dict[str, str]:
     """Row name -> the name a learner would use for the part of the network it belongs to.
 
-    Named children of the trunk (ResNet's layer1, GoogLeNet's inception3a, LeNet's c1) name
-    themselves. Inside a container of numbered layers (AlexNet's and VGG's `features`) the
-    weight layers are numbered in forward order, as the papers number them (conv1 ... conv5,
-    fc6 ... fc8); a container of numbered blocks (NiN's mlpconv blocks, MobileNet's inverted
-    residuals) numbers its blocks 1, 2, ... Only convolutions and linear layers are named."""
+    Named children of the trunk or of a generic container (ResNet's layer1, GoogLeNet's
+    inception3a, LeNet's c1, AlexNet's conv1, VGG's conv1_1, NiN's mlpconv1) name themselves,
+    and a head after fcN is fcN+1 (AlexNet's and VGG's fc8). Inside a container of numbered
+    layers the weight layers are numbered in forward order (conv1, conv2, ...); a container of
+    numbered blocks (MobileNet's inverted residuals) numbers its blocks 1, 2, ... Only
+    convolutions and linear layers are named."""
     def ordinal(prefix: str) -> int:
         parent, idx = prefix.rsplit(".", 1)
         sibs = [n for n in t.modules if n.startswith(parent + ".") and n.count(".") == parent.count(".") + 1
@@ -133,8 +135,8 @@ def part_names(t: Table) -> dict[str, str]:
             else:
                 name = parts[depth]
             break
-        if name == "head" and last.startswith("fc"):
-            name = f"fc{k}"
+        if name == "head" and re.fullmatch(r"fc\d+", last):   # the classifier after fc7 is fc8
+            name = f"fc{int(last[2:]) + 1}"
         out[r.name] = name
         last = name or ""
     return out
