@@ -261,20 +261,26 @@ def test_default_view_maps_are_neither_empty_nor_one_colour(arch):
 
 
 def test_trained_model_attributes_the_object_more_than_a_blank_image():
-    """The best shipped model's Grad-CAM and Occlusion put more of their positive mass on the golf
-    ball (the upper centre of the sample) than they do on the same place of a blank image."""
+    """SE-ResNet-18's Grad-CAM and Occlusion put at least 1.5x more of their positive mass on the
+    golf ball than on the same place of a blank image (a map spread evenly puts the same share on
+    both). The ball is the sample's brightest spot: the box is the 3x3 cells of an 8x8 grid
+    around the brightest cell (centre, rows and columns 3-5 at 128 px; the box this test used
+    before, "the upper centre", half covered the grass above the ball)."""
     model, _ = models.load(SHIPPED[-1], REPO / "checkpoints")
     real = data.preprocess(Image.open(REPO / "samples" / "golf_ball-1.jpg"), model.input_size)
     blank = data.preprocess(Image.new("RGB", (160, 160), (128, 128, 128)), model.input_size)
     s = model.input_size
-    box = (slice(s // 8, s // 2 + s // 8), slice(s // 4, 3 * s // 4))   # where the ball is
+    c = s // 8
+    bright = real.reshape(3, s, s).mean(0).reshape(8, c, 8, c).mean((1, 3))
+    r, k = divmod(int(bright.argmax()), 8)
+    box = (slice(max(r - 1, 0) * c, (r + 2) * c), slice(max(k - 1, 0) * c, (k + 2) * c))   # where the ball is
     ball = data.NAMES.index("golf ball")
     for method in ("gradcam", "occlusion"):
         shares = []
         for x in (real, blank):
             m = attribution.attribute(model, x, ball, method).clamp(min=0)
             shares.append(float(m[box].sum() / m.sum().clamp(min=1e-12)))
-        assert shares[0] > shares[1] + 0.1, (method, shares)
+        assert shares[0] > 1.5 * shares[1], (method, shares)
 
 
 # --- SE --------------------------------------------------------------------------------
