@@ -61,7 +61,7 @@ for ly in u.layers:
     dist += [{"layer": ly.label, "selectivity": float(s)} for s, d in zip(si.tolist(), dead.tolist()) if not d]
 order = [ly.label for ly in u.layers]
 ui.chart(alt.Chart(pd.DataFrame(dist)).mark_boxplot(extent="min-max", size=28).encode(
-    x=alt.X("layer:N", sort=order, title=None, axis=alt.Axis(labelAngle=-20, labelLimit=200)),
+    x=alt.X("layer:N", sort=order, title=None, axis=alt.Axis(labelAngle=-45, labelLimit=200, labelOverlap=False)),
     y=alt.Y("selectivity:Q", title="class-selectivity index", scale=alt.Scale(domain=[0, 1])),
     color=alt.value("#4e79a7")).properties(height=340), width="stretch")
 st.markdown(units.depth_sentence(u))
