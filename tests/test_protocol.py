@@ -56,8 +56,13 @@ def test_protocol_fields_apply_under_the_command_line():
     assert (cfg.protocol, cfg.schedule, cfg.sizes, cfg.epochs, cfg.optimizer) == ("short-cnn", "linear",
                                                                                    "96,112,128", 9, "sgd")
     assert cfg.ema == 0 and cfg.augment == "none"   # the EMA lost on the held-out slice: dropped
-    nobn = config.parse_config(["--arch", "alexnet", "--protocol", "short-cnn"])
-    assert nobn.optimizer == "adamw" and nobn.schedule == "linear" and nobn.sizes == ""   # AlexNet: fixed fc6 input
+    nobn = config.parse_config(["--arch", "nin", "--protocol", "short-cnn"])
+    assert (nobn.optimizer, nobn.lr, nobn.weight_decay, nobn.sizes) == ("adamw", 1e-3, 0.05, "96,112,128")
+    for arch in ("alexnet", "zfnet"):   # declared exceptions: their papers' SGD and conv1 init, a fixed fc6 input
+        paper = config.parse_config(["--arch", arch, "--protocol", "short-cnn"])
+        assert (paper.optimizer, paper.lr, paper.momentum, paper.weight_decay, paper.stem_init_std) == (
+            "sgd", 0.01, 0.9, 5e-4, 0.01)
+        assert paper.schedule == "linear" and paper.sizes == "" and paper.epochs == 16
     assert "--protocol short-cnn --epochs 9" in config.command(cfg)
     vgg = config.parse_config(["--arch", "vgg16", "--protocol", "short-cnn"])   # the declared exception
     assert (vgg.lr, vgg.optimizer, vgg.schedule) == (0.02, "sgd", "linear") and cfg.lr == 0.1
