@@ -91,7 +91,8 @@ st.caption("Low-frequency energy: the share of each kernel's spectral energy (me
 if snaps:
     traj = pd.DataFrame([{"epoch": e, "structure (x random init)": structure_ratio(s.float())} for e, s in snaps])
     ui.chart(alt.Chart(traj).mark_line(point=True).encode(
-        x=alt.X("epoch:Q", title="epoch"), y=alt.Y("structure (x random init):Q", scale=alt.Scale(zero=True)),
+        x=alt.X("epoch:Q", title="epoch", axis=alt.Axis(tickMinStep=1, format="d")),
+        y=alt.Y("structure (x random init):Q", scale=alt.Scale(zero=True)),
         tooltip=["epoch", alt.Tooltip("structure (x random init):Q", format=".2f")]).properties(height=220),
         width="stretch")
 else:
