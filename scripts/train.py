@@ -46,7 +46,7 @@ from training import runstate
 from training import data as train_data
 from training.config import Config, check_config, epoch_sizes, parse_config, recipe
 from training.export import export, stem_weights
-from training.schedule import fit_epochs, lr_lambda, refit, snapshot_epochs
+from training.schedule import fit_epochs, lr_lambda, refit, size_weights, snapshot_epochs
 from training.steps import (build_optimizer, evaluate_tensors, load_teacher, make_batch, probe_fast_paths,
                             train_step, zero_init_residual)
 
@@ -202,7 +202,10 @@ def main(cfg: Config) -> dict:
         if cfg.deadline and epoch == 0 and fitted is None:
             # the first epoch ran under the full load: fit the schedule so that it ends at the deadline
             planned, epoch_s = cfg.epochs, time.time() - t0
-            e = torch.tensor(float(fit_epochs(cfg, 1, epoch_s, time.time(), t_eval, floor=cfg.min_epochs)))
+            weights = size_weights(lambda n: epoch_sizes(cfg, size, n),
+                                   lambda s: models.cost.gmacs_at(cfg.arch, s, cfg.preset), train_size)
+            e = torch.tensor(float(fit_epochs(cfg, 1, epoch_s, time.time(), t_eval, floor=cfg.min_epochs,
+                                              weights=weights)))
             if world > 1:
                 dist.broadcast(e, 0)  # every rank runs rank 0's count
             refit(sched, cfg, int(e.item()), steps_per_epoch)
@@ -241,7 +244,7 @@ def main(cfg: Config) -> dict:
         if master:
             print(f"{split}_top1_flip={flip_top1} (single crop {rows[-1][f'{split}_top1']})", flush=True)
     sizes_run = [int(r.get("size") or size) for r in rows]
-    compute = models.cost.training_compute(cfg.arch, sizes_run, n_train, cfg.preset,
+    compute = models.cost.training_compute(cfg.arch, sizes_run, steps_per_epoch * cfg.batch_size, cfg.preset,
                                            teacher=cfg.teacher or None,
                                            teacher_size=teacher.input_size if teacher is not None else None)
     if master and result["finished"]:

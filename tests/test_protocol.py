@@ -22,14 +22,14 @@ train_main = runpy.run_path(str(REPO / "scripts" / "train.py"))["main"]  # the s
 
 
 @pytest.mark.parametrize("kind", ["linear", "cosine"])
-@pytest.mark.parametrize("warmup,total", [(10, 100), (1, 7), (30, 31)])
+@pytest.mark.parametrize("warmup,total", [(10, 100), (1, 7), (30, 31), (10, 10), (20, 10), (5, 1)])
 def test_schedule_reaches_zero_exactly_at_the_last_step(kind, warmup, total):
     s = schedule.Schedule(warmup, total, kind)
     factors = [s(i) for i in range(total + 3)]
     assert factors[total] == 0.0 and factors[total + 2] == 0.0
     assert all(f > 0 for f in factors[:total])
     assert max(factors) == pytest.approx(1.0)
-    decay = factors[warmup:total + 1]
+    decay = factors[min(warmup, total - 1):total + 1]  # a warm-up as long as the run ends a step early
     assert all(b <= a for a, b in zip(decay, decay[1:])), "the decay rises somewhere"
 
 
@@ -45,6 +45,8 @@ def test_linear_schedule_is_linear_after_warmup():
     (10, "96,128", [96] * 5 + [128] * 5),
     (7, "128", [128] * 7),
     (5, "", [64] * 5),
+    (2, "96,112,128", [112, 128]),   # fewer epochs than sizes (a deadline refit): still ends at the last
+    (1, "96,112,128", [128]),
 ])
 def test_progressive_sizes_per_epoch_as_declared(epochs, sizes, want):
     cfg = config.Config(arch="resnet18", epochs=epochs, sizes=sizes, image_size=128)
@@ -113,6 +115,14 @@ def test_bad_protocol_settings_are_refused(bad):
         config.check_config(cfg)
 
 
+def test_sizes_must_end_at_the_preset_size_when_no_image_size_is_given():
+    """The card scores at the preset's input size (ResNet-18's explorer preset: 128 px), so a run
+    whose crops end elsewhere would be scored at a size it never trained at."""
+    with pytest.raises(SystemExit, match="128 px"):
+        config.check_config(config.parse_config(["--arch", "resnet18", "--sizes", "96,112"]))
+    config.check_config(config.parse_config(["--arch", "resnet18", "--sizes", "96,128"]))
+
+
 def test_norm_and_bias_parameters_get_no_weight_decay():
     for arch in ("resnet18", "densenet121", "vit", "alexnet"):
         model = models.create(arch, "explorer", num_classes=10)
@@ -126,6 +136,16 @@ def test_norm_and_bias_parameters_get_no_weight_decay():
         norms = [m for m in model.modules() if isinstance(m, (torch.nn.BatchNorm2d, torch.nn.LayerNorm))]
         in_no_decay = {id(p) for p in no_decay["params"]}
         assert all(id(m.weight) in in_no_decay and id(m.bias) in in_no_decay for m in norms if m.weight is not None)
+
+
+def test_training_compute_of_resnet18_by_hand():
+    """From torchvision's published count (ResNet-18 at 224 px: 1,814,073,344 multiply-adds, of
+    which 512,000 are the 1000-class fc): every map of a stride-32 network at 128 px has (128/224)^2
+    = 16/49 of its area at 224, so the convs cost 1,813,561,344 x 16/49 = 592,183,296 and a 10-class
+    fc 5,120. One epoch of 147 batches of 64 at 128 px: 3 x 2 x 9,408 x 592,188,416 FLOPs."""
+    assert models.cost.gmacs_at("resnet18", 128) * 1e9 == pytest.approx(592_188_416, rel=1e-9)
+    assert models.cost.training_compute("resnet18", [128], 9408)["flops"] == pytest.approx(
+        3 * 2 * 9408 * 592_188_416, rel=1e-9)
 
 
 def test_training_compute_counts_each_epoch_at_its_size():

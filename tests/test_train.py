@@ -512,6 +512,23 @@ def test_fit_epochs_ends_the_schedule_by_the_deadline():
     assert [s(i) for i in range(10)] == before and s(49) > 0 and s(50) == 0
 
 
+def test_fit_epochs_counts_the_larger_crops_to_come():
+    """Under progressive resizing the first epoch (96 px) is the cheapest: a fit that took it as
+    every epoch's cost would overshoot the deadline. Cost here is the crop's pixel count."""
+    cfg = config.parse_config(["--arch", "resnet18", "--protocol", "short-cnn", "--deadline", "1000",
+                               "--min_epochs", "2"])
+    assert cfg.sizes == "96,112,128" and cfg.epochs == 16
+    w = schedule.size_weights(lambda n: config.epoch_sizes(cfg, 128, n), lambda s: s * s, 96)
+    assert w(16)[0] == 1.0 and w(16)[-1] == pytest.approx((128 / 96) ** 2)
+    # 1 epoch of 100 s done at 96 px, 1000 - 0 - 20 s left: flat, 9 more would fit (10 in all) ...
+    assert schedule.fit_epochs(cfg, 1, epoch_s=100, now=0, eval_s=0, floor=2) == 10
+    n = schedule.fit_epochs(cfg, 1, epoch_s=100, now=0, eval_s=0, floor=2, weights=w)
+    # ... weighted, fewer: the run of n epochs fits, one more would not
+    assert n < 10 and sum(w(n)[1:]) * 100 <= 980 < sum(w(n + 1)[1:]) * 100
+    s = config.epoch_sizes(cfg, 128, n)
+    assert s[-1] == 128 and sorted(s) == s
+
+
 def test_a_failing_fast_path_falls_back_instead_of_failing():
     cfg = config.parse_config(["--arch", "resnet18", "--compile", "false"])
     assert cfg.fused_optimizer and cfg.channels_last and cfg.amp

@@ -19,9 +19,11 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
+import models
+import models.cost
 from models.checkpoint import current_keys
-from training.config import REPO, Config, recipe
-from training.schedule import fit_epochs, refit
+from training.config import REPO, Config, epoch_sizes, recipe
+from training.schedule import fit_epochs, refit, size_weights
 from training.steps import FAST_PATHS
 
 
@@ -134,7 +136,11 @@ def resume(path: Path, cfg: Config, model, opt, sched, ema, steps_per_epoch: int
         planned, last = cfg.epochs, rows[-1]
         epoch_s = float(last["epoch_time_s"])
         eval_s = float(last.get("eval_time_s") or epoch_s / 8)  # rows before eval_time_s: about an eighth
-        refit(sched, cfg, fit_epochs(cfg, done, epoch_s, time.time(), eval_s, floor=done + 1), steps_per_epoch)
+        size = cfg.image_size or models.get_spec(cfg.arch).preset(cfg.preset).input_size
+        weights = size_weights(lambda n: epoch_sizes(cfg, size, n),  # crops grow: later epochs cost more
+                               lambda s: models.cost.gmacs_at(cfg.arch, s, cfg.preset), int(last.get("size") or size))
+        refit(sched, cfg, fit_epochs(cfg, done, epoch_s, time.time(), eval_s, floor=done + 1, weights=weights),
+              steps_per_epoch)
         fitted = {"recipe_epochs": planned, "epochs": cfg.epochs, "refit_after_epoch": done,
                   "epoch_s": round(epoch_s, 2),
                   "deadline": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(cfg.deadline))}
