@@ -27,7 +27,7 @@ from captum.attr import IntegratedGradients, LayerGradCam, NoiseTunnel, Occlusio
 from torch import nn
 
 from explorer import zoo
-from models import data
+from models import TOKEN_MIXERS, data  # token mixers: no feature map, Grad-CAM reads patch tokens
 from models.probes import patch_grid, prefix_tokens
 
 
@@ -285,9 +285,6 @@ def coverage(scaled: torch.Tensor, threshold: float = 0.1) -> float:
     """Share of pixels whose scaled |value| exceeds `threshold`: near 0 is an empty-looking map,
     near 1 a map painted in one colour."""
     return float((scaled.abs() > threshold).float().mean())
-
-
-TOKEN_MIXERS = ("vit", "mlp_mixer")   # no convolutional feature map: Grad-CAM reads patch tokens instead
 
 
 def default_pair(loaded: dict, link: str | None = None) -> list[str]:

@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from explorer import reliance, sidecar
 from explorer.representations import choose, decode, images_key, weight_layers
 from explorer.units import probe_layers
-from models import checkpoint, data
+from models import TOKEN_MIXERS, checkpoint, data
 
 FILE = "reliance.safetensors"
 TRANSFER = "transfer.json"
@@ -51,7 +51,9 @@ FRACTIONS = (0.0, 0.1, 0.25, 0.5, 0.75, 0.9)   # share of the 8 x 8 patches hidd
 EPS_STEPS = (0, 1, 2, 4, 8)         # L-infinity size in steps of 1/255
 TRANSFER_STEPS = 4
 FREQS = tuple(range(-56, 57, 8))    # cycles per 128 px image, on both axes
-FOURIER_RMS = 0.04                  # per pixel: Yin et al.'s ImageNet norm (15.7 over 224x224x3)
+# per pixel: Yin et al.'s ImageNet L2 norm (15.7 at 224 px) spread over all three channels,
+# 15.7 / sqrt(224 x 224 x 3); their code puts the full 15.7 in each channel (0.07 per pixel, 1.7x)
+FOURIER_RMS = 0.04
 
 
 def subset(root: Path, n: int = N_IMAGES, seed: int = SEED) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
@@ -266,7 +268,6 @@ def load_transfer(path: Path, cards: dict[str, dict]) -> dict | None:
 
 # --- what the page shows -------------------------------------------------------------------
 
-TOKEN_MIXERS = ("vit", "mlp_mixer")
 CURVES = {   # key: (x values in the file's meta, x axis title, how a point is named)
     "shuffle": ("grids", "patches shuffled (grid)", lambda g: f"{g}x{g}"),
     "drop": ("fractions", "share of the 8x8 patches hidden", lambda f: f"{f:.0%}"),

@@ -12,8 +12,8 @@ from . import (  # noqa: F401  -- importing registers each family, in historical
     lenet, alexnet, zfnet, nin, vgg, googlenet, bn_convnet, resnet, densenet, senet, mobilenet, vit, mixer,
 )
 from .checkpoint import CheckpointError, load, read_card, save
-from .registry import ArchSpec, Preset, create, get_spec, list_architectures
+from .registry import TOKEN_MIXERS, ArchSpec, Preset, create, get_spec, list_architectures
 from .zoonet import ZooNet
 
-__all__ = ["ArchSpec", "CheckpointError", "Preset", "ZooNet", "create", "get_spec", "list_architectures",
+__all__ = ["TOKEN_MIXERS", "ArchSpec", "CheckpointError", "Preset", "ZooNet", "create", "get_spec", "list_architectures",
            "load", "read_card", "save"]

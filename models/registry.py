@@ -18,6 +18,9 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 PRESETS = ("paper", "explorer")
+# the two networks that mix tokens (patches) instead of convolving a feature map: they take the
+# token protocol, Grad-CAM reads their patch tokens, Reliance sets them apart from the CNNs
+TOKEN_MIXERS = ("vit", "mlp_mixer")
 
 
 @dataclass(frozen=True)

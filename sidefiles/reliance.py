@@ -17,7 +17,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
 
 from sidefiles import common
 import models
@@ -51,7 +50,8 @@ def build(checkpoints: Path, root: Path, archs: list[str] | None = None, transfe
         loaded = {a: models.load(a, checkpoints) for a in shipped(checkpoints)}
         loaded = {a: (m, c) for a, (m, c) in loaded.items() if rz.load(checkpoints / a / rz.FILE, c) is not None}
         archs = list(loaded)
-        x, y, files = rz.subset(root, min(n_images, rz.N_PGD))
+        x, y, files = rz.subset(root, n_images)   # the images the FGSM and PGD curves used: the first N_PGD
+        x, y, files = x[:rz.N_PGD], y[:rz.N_PGD], files[:rz.N_PGD]
         matrix = rz.transfer({a: m for a, (m, _) in loaded.items()}, x, y, log=lambda s: print(s, flush=True))
         rz.save_transfer(checkpoints / rz.TRANSFER, matrix, {a: c for a, (_, c) in loaded.items()}, files,
                          data.fingerprint(root))

@@ -18,7 +18,6 @@ import json
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
 
 import torch
 

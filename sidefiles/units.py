@@ -15,7 +15,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
 
 import torch
 

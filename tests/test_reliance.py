@@ -236,7 +236,7 @@ def test_the_reliance_sentences_name_what_the_numbers_show():
 
 
 def test_the_receptive_field_radius_is_measured_around_the_centre_units_own_centre():
-    """Two 3x3 stride-2 convs on 32 px: a 8x8 map whose centre unit (4, 4) looks at (17, 17), not at
+    """Two 3x3 stride-2 convs on 32 px: a 8x8 map whose centre unit (4, 4) looks at (16, 16), not at
     the image's centre (15.5, 15.5). Around its own centre its field (7 px) has radius 3.5 at most;
     around the image's centre the same map would measure wider."""
     from explorer import reliance

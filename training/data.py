@@ -97,9 +97,6 @@ def mix_batch(x: torch.Tensor, y: torch.Tensor, mixup: float, cutmix: float):
 
 # --- a held-out slice of train, for tuning without looking at val --------------------------
 
-
-# --- a held-out slice of train, for tuning without looking at val --------------------------
-
 def holdout_split(labels, fraction: float, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """(train indices, held-out indices) into `labels`, both sorted: round(fraction * n) images of
     every class held out (at least one when fraction > 0, never a class's last image).
