@@ -46,12 +46,30 @@ def teacher_title(card: dict) -> str | None:
     return t.get("title") or get_spec(t["arch"]).title
 
 
+def images_seen(card: dict) -> int:
+    """Training images a run saw each epoch: whole batches only (the remainder of the shuffled
+    set is left out of that epoch), so 9,408 of 9,469 at batch 64."""
+    images = int((card.get("dataset") or {}).get("train_images") or 0)
+    batch = int((card.get("recipe") or {}).get("batch_size") or 0)
+    return max(batch, images // batch * batch) if batch and images else images
+
+
 def compute(arch: str, card: dict) -> dict:
-    """The card's training compute, or the same rule applied to what an older card records."""
+    """The card's training compute (`cost.training_compute`'s rule), counted on the images seen
+    per epoch: cards written before 2026-12-05 counted every train image (0.65% over at batch
+    64, 1.3% at 128) and are scaled to the images seen (the count is linear in them). A card
+    without the figure gets the rule applied to what it records (crop sizes, teacher)."""
     if card.get("train_compute"):
-        return card["train_compute"]
+        out, seen = dict(card["train_compute"]), images_seen(card)
+        counted = out.get("images_per_epoch")
+        if counted and seen and counted != seen:
+            for k in ("flops", "teacher_flops"):
+                if k in out:
+                    out[k] = out[k] * seen / counted
+            out.update(images_per_epoch=seen, pflops=round(out["flops"] / 1e15, 3))
+        return out
     sizes = train_sizes(card)
-    images = (card.get("dataset") or {}).get("train_images") or 0
+    images = images_seen(card)
     t = card.get("teacher") or {}
     return cost.training_compute(arch, sizes, images, card.get("preset", "explorer"),
                                  teacher=t.get("arch"), teacher_size=t.get("resized_to") or card.get("input_size"))
@@ -99,7 +117,9 @@ def zoo_sentence(cards: dict[str, dict]) -> str:
     own = [a for a, c in cards.items() if not c.get("protocol")]
     gpu = [a for a, f in fs.items() if not f["hardware"].startswith("CPU")]
     taught = [f"{get_spec(a).title} (from {f['teacher']})" for a, f in fs.items() if f["teacher"]]
-    where = ("on this project's 2-core CPU" if not gpu else
+    cores = {m.group(1) for c in cards.values() if (m := re.search(r"(\d+) cores", c.get("hardware") or ""))}
+    cpu = f"{cores.pop()}-core CPU" if len(cores) == 1 else "CPU"
+    where = (f"on this project's {cpu}" if not gpu else
              f"on a CPU and, for {len(gpu)} of them, a GPU" if len(gpu) < len(fs) else "on a GPU")
     how = (f"under one protocol ({', '.join(protocols)})" if protocols and not own else
            f"{len(cards) - len(own)} under the {', '.join(protocols)} protocol and {len(own)} each with its own recipe"

@@ -4,9 +4,9 @@
   Transformers", NeurIPS 2021): cut the image into a g x g grid and shuffle the patches, or
   replace a growing fraction of them with the mean colour; how much accuracy survives says how
   much a network needs the image's global layout.
-* Adversarial images (Goodfellow et al. 2015, FGSM; Madry et al. 2018, PGD): the smallest
-  L-infinity perturbation, in steps of 1/255 of the pixel range, that changes the answer, and
-  whether an image made to fool one network fools the others (transfer).
+* Adversarial images (Goodfellow et al. 2015, FGSM; Madry et al. 2018, PGD): top-1 under
+  perturbations of fixed L-infinity sizes, in steps of 1/255 of the pixel range, and whether an
+  image made to fool one network fools the others (transfer).
 * Fourier sensitivity (Yin et al., "A Fourier Perspective on Model Robustness", NeurIPS 2019):
   the error under additive noise of a single spatial frequency, as a heat map over frequencies.
 * Effective receptive field (Luo, Li, Urtasun & Zemel, NeurIPS 2016): the input region that

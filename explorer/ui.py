@@ -298,12 +298,15 @@ def title_of(loaded: dict, arch: str) -> str:
     return loaded[arch][1].get("title", arch) if arch in loaded else arch
 
 
-def deep_link(options=None) -> str | None:
+def deep_link(options=None, quiet: bool = False) -> str | None:
     """The ?arch= of the address. Given the models a page can show, a link to none of them is
-    said in one sentence (the name escaped) and dropped, so the page's own default is shown."""
+    said in one sentence (the name escaped; `quiet`: not said, the page has said it already) and
+    dropped, so the page's own default is shown."""
     link = st.query_params.get("arch")
     if link is None or options is None or link in options:
         return link
+    if quiet:
+        return None
     spec = next((s for s in models.list_architectures() if s.name == link), None)
     if spec is not None:
         st.caption(f":material/link_off: The link asks for {spec.title}, which this page cannot show (no "
@@ -331,14 +334,15 @@ def pick_models(loaded: dict, key: str, label: str = "Models", default: list[str
 
 
 def pick_one_model(loaded: dict, key: str, label: str = "Model", prefer=None, anatomy_link: bool = True,
-                   format_func=None, permalink: bool = True, **kwargs) -> str | None:
+                   format_func=None, permalink: bool = True, link_said: bool = False, **kwargs) -> str | None:
     """A selectbox of models (the keys of `loaded`): the ?arch= deep link, else `prefer`, else the
     first. With `permalink` the choice is written back to the address bar, so the page's URL is a
-    permalink. `format_func` names a model (default: its card's title)."""
+    permalink. `format_func` names a model (default: its card's title). `link_said`: the page has
+    already said that its link shows nothing (`deep_link`), so the picker does not say it again."""
     options = list(loaded)
     if not options:
         return None
-    link = deep_link(loaded)
+    link = deep_link(loaded, quiet=link_said)
     index = options.index(link) if link in options else (options.index(prefer) if prefer in options else 0)
     arch = st.selectbox(label, options, index=index, key=key,
                         format_func=format_func or (lambda a: title_of(loaded, a)), **kwargs)

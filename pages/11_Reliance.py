@@ -234,8 +234,10 @@ if rel:
             ui.chart_cached("reliance-fourier", (shas[arch], top), lambda arch=arch: heat(arch), width="stretch")
     st.markdown(rz.fourier_sentence(rel[fa], rel[fb], titles[fa], titles[fb]))
     st.caption(f"{first['n_fourier']} val images at 128 px; each stripe image has a root-mean-square of "
-               f"{first['fourier_rms']} per pixel (about {first['fourier_rms'] * 255:.0f}/255; Yin et al.'s ImageNet "
-               "setting), a random sign per image and colour channel, and (u, v) and (-u, -v) are the same stripes. "
+               f"{first['fourier_rms']} per pixel (about {first['fourier_rms'] * 255:.0f}/255: Yin et al.'s ImageNet "
+               "size, an L2 norm of 15.7 at 224 px, spread over the three colour channels, where they gave each "
+               "channel that norm, so their stripes are 1.7x stronger), a random sign per image and colour channel, "
+               "and (u, v) and (-u, -v) are the same stripes. "
                "The grid is coarse (every 8 cycles) so the zoo can be computed on a CPU; one colour scale for both maps.")
 
 # --- effective receptive field -------------------------------------------------------------------

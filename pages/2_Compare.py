@@ -78,7 +78,8 @@ else:
                                 "minutes": st.column_config.NumberColumn(format="%.0f", help="wall time of the run"),
                                 "PFLOP": st.column_config.NumberColumn(format="%.3f", help=LABELS["train_pflops"]),
                                 "teacher": st.column_config.TextColumn(
-                                    help="a network whose answers were half of each step's loss (hard distillation)")})
+                                    help="a network whose top-1 answers were a target of each step's loss beside the labels "
+                                         "(hard distillation; the card says their weight)")})
     taught = df[df["teacher"] != "none"]
     said = ["Crops: the sizes trained on, in order; every card scores the input size above."]
     if one_storage:
@@ -191,7 +192,7 @@ st.header("Two models side by side")
 archs = list(loaded)
 c1, c2 = st.columns(2)
 with c1:
-    a = ui.pick_one_model(loaded, key="cmp-a", label="Model A", anatomy_link=False,
+    a = ui.pick_one_model(loaded, key="cmp-a", label="Model A", anatomy_link=False, link_said=True,
                           permalink=False)   # the link rings a model on the charts above: only when given
 with c2:
     b = ui.pick_second(archs, a, "cmp-b", "Model B", lambda k: ui.title_of(loaded, k))

@@ -279,6 +279,15 @@ def test_compare_labels_deep_link_and_one_latency(app_checkpoints):
     assert_clean(at)
 
 
+def test_compare_says_a_bad_link_once(app_checkpoints):
+    """The page reads ?arch= for its charts and again for its Model A picker: the sentence that
+    the link shows nothing is said once, at the top."""
+    at = run_page("pages/2_Compare.py", arch="nosuchnet")
+    assert_clean(at)
+    said = [c.value for c in at.caption if "no architecture of that name" in c.value]
+    assert len(said) == 1 and "“nosuchnet”" in said[0]
+
+
 def test_compare_robustness_section(app_checkpoints):
     at = run_page("pages/2_Compare.py")
     assert any("relative robustness is the mean top-1" in c.value for c in at.caption)

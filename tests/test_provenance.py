@@ -25,8 +25,15 @@ def test_an_older_card_gets_its_compute_by_the_same_rule():
     card = _card()
     assert provenance.train_sizes(card) == [96] * 10
     assert provenance.compute("resnet18", card)["flops"] == pytest.approx(
-        cost.training_compute("resnet18", [96] * 10, 9469)["flops"])
-    assert provenance.compute("resnet18", {**card, "train_compute": {"flops": 1.0}})["flops"] == 1.0
+        cost.training_compute("resnet18", [96] * 10, 9469)["flops"])     # no batch size recorded: all
+    batched = {**card, "recipe": {**card["recipe"], "batch_size": 64}}
+    assert provenance.images_seen(batched) == 9408                          # 147 whole batches of 64
+    assert provenance.compute("resnet18", batched)["flops"] == pytest.approx(
+        cost.training_compute("resnet18", [96] * 10, 9408)["flops"])
+    # a stored figure is the card's; one that counted all 9,469 images is scaled to the 9,408 seen
+    assert provenance.compute("resnet18", {**batched, "train_compute": {"flops": 1.0}})["flops"] == 1.0
+    old = {**batched, "train_compute": {"flops": 9469.0, "images_per_epoch": 9469, "pflops": 0.0}}
+    assert provenance.compute("resnet18", old)["flops"] == pytest.approx(9408.0)
 
 
 def test_sentences_say_the_budget_the_crops_and_the_teacher():
@@ -49,6 +56,10 @@ def test_the_zoo_sentence_counts_what_the_cards_say():
     assert "1 learned from a teacher's answers: vit (from SE-ResNet-18)" in s.replace("Vision Transformer", "vit")
     mixed = provenance.zoo_sentence({**cards, "resnet34": _card("resnet34", protocol="short-cnn")})
     assert "1 under the short-cnn protocol and 3 each with its own recipe" in mixed
+    # the CPU's cores come from the cards: another machine is not called 2-core
+    wide = {a: {**c, "hardware": "1x CPU (16 threads, 16 cores, x86_64)"} for a, c in cards.items()}
+    assert "on this project's 16-core CPU," in provenance.zoo_sentence(wide)
+    assert "on this project's CPU," in provenance.zoo_sentence({**cards, **{"vit": wide["vit"]}})
 
 
 def test_the_zoo_sentence_names_growing_crops_apart():
