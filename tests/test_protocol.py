@@ -3,10 +3,12 @@ also after a resume; what ships is the EMA with its batch-norm statistics; norm 
 parameters get no weight decay; progressive sizes per epoch as declared; the card's compute."""
 from __future__ import annotations
 
+import json
 import os
 import runpy
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -200,6 +202,29 @@ def test_protocol_run_resumes_to_zero_ships_the_ema_with_its_bn_statistics(tiny_
     assert card["train_compute"]["epochs"] == 4 and card["train_compute"]["flops"] > 0
     assert card["holdout"]["top1_flip"] is not None
     assert "--protocol short-cnn" in card["command"]
+
+
+@pytest.mark.training
+def test_a_deadline_given_on_resume_refits_the_rest_and_still_ends_at_zero(tiny_data, tmp_path):
+    """A run planned for 400 epochs stops after one, and is resumed with a deadline: the rest
+    is refitted once (its larger crops counted), ends before the deadline, at learning rate 0
+    and at the size the card scores."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd_400 = lambda *extra: _protocol_cmd(tiny_data, tmp_path / "r", tmp_path / "ck", "--epochs", "400", *extra)  # noqa: E731
+    subprocess.run(cmd_400("--stop_after_epochs", "1"), check=True, env=env, capture_output=True)
+    deadline = time.time() + 45
+    done = subprocess.run(cmd_400("--resume", "true", "--deadline", str(deadline)), env=env,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert time.time() <= deadline, "the refitted run ended after its deadline"
+    assert "refitted to the deadline after epoch 1" in done.stdout
+    rows = _rows(tmp_path / "r" / "bn_convnet-explorer" / "metrics.csv")
+    assert 2 <= len(rows) < 400
+    assert float(rows[-1]["lr"]) == 0.0 and float(rows[-2]["lr"]) > 0
+    sizes = [int(r["size"]) for r in rows]
+    assert sizes[-1] == 64 and sizes == sorted(sizes)
+    card = json.loads((tmp_path / "ck" / "bn_convnet" / "card.json").read_text())
+    assert card["epochs"] == len(rows) and card["fitted_to_deadline"]["refit_after_epoch"] == 1
 
 
 def test_a_refit_ends_every_parameter_groups_decay_at_the_new_last_step():
