@@ -17,8 +17,12 @@
 # in its own session: every run starts at once, times its first epoch under the full load and
 # fits its schedule to end at the shared deadline (train.py --deadline; capped at its recipe's
 # epochs, at least --min_epochs). `run` then waits for the trainings (at most the deadline plus
-# train_zoo's export grace) and bundles into $OUT what is finished: whole checkpoints, up to
-# 60 MiB, in 15 MiB tar parts, plus every run's metrics and logs. `fetch` bundles what is left.
+# train_zoo's export grace), with VH_ZOO_SIDEFILES=1 makes every side file of the finished
+# checkpoints there (`release_zoo.py --device`, in the --export folder; off by default: the
+# builders run on the machine's CPU, not its GPU, and their time there is not measured) and bundles
+# into $OUT what is finished: whole checkpoints with their side files, up to 60 MiB, in 15 MiB
+# tar parts, plus the zoo-wide side files and every run's metrics and logs. `fetch` bundles
+# what is left.
 # Back here: `python scripts/release_zoo.py --from FILES_AT` (docs/sweeps.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -59,6 +63,20 @@ start_mps() {
   say "MPS: did not start or does not answer; plain time slicing"
 }
 
+export_dir() {  # the --export folder among the flags
+  local prev=""
+  for a in "$@"; do [ "$prev" = --export ] && echo "$a"; prev="$a"; done
+}
+
+side_files() {
+  local ck
+  ck="$(export_dir "$@")"
+  if [ "${VH_ZOO_SIDEFILES:-0}" = 1 ] && [ -n "$ck" ] && [ -d "$ck" ]; then
+    say "side files of the finished checkpoints in $ck"
+    "$PY" scripts/release_zoo.py --device --checkpoints "$ck" --data "$DATA" 2>&1 | tail -n 30 || say "side files failed"
+  fi
+}
+
 bundle() {
   mkdir -p "$OUTDIR"
   "$PY" scripts/train_zoo.py --data "$DATA" --out "$RUNS" --time_budget_s 0 --bundle "$OUTDIR" "$@"
@@ -93,6 +111,7 @@ case "$cmd" in
       end=$(( $(cat "$RUNS/zoo.t0") + ${FIT_S%.*} + ${VH_ZOO_GRACE_S:-140} ))
       while running && [ "$(date +%s)" -lt "$end" ]; do sleep 2; done
       grep -h "fitted to the deadline\|fast path" "$RUNS"/*/train.log 2>/dev/null | sort | uniq -c | head -20 || true
+      side_files "$@"
       bundle "$@"
     fi
     ;;
@@ -105,6 +124,7 @@ case "$cmd" in
       done
       sleep 2
     done
+    side_files "$@"
     bundle "$@"
     ;;
   status)

@@ -22,6 +22,17 @@ int8; a checkpoint that is int8 already is just evaluated), then, on a CPU with 
 gallery and indexes, SE profiles, unit tops, attention figures, robustness (rows of models
 not released are kept), representations (CKA Gram matrices, probes, map), reliance (and the
 zoo's transfer matrix), the README's zoo table.
+
+Side files made on the GPU machine (`--device`, below) come back with the checkpoints: a step is
+skipped for a model whose file was made from the weights it ships (`explorer.sidecar`), the
+robustness rows and the transfer matrix are taken when they were made from the same weights,
+and each such model is re-scored on val here and refused (held in --hold/refused) when its
+top-1 differs from the card's, the device's, by more than --agree_points.
+
+    python scripts/release_zoo.py --device --checkpoints DIR --data DATA   # on the GPU machine
+
+`--device`: no git, no bf16 (a CPU measure), no README; every side file that depends only on
+the weights and the data, written beside the checkpoints in DIR, for the bundles.
 """
 from __future__ import annotations
 
@@ -36,13 +47,25 @@ import time
 from pathlib import Path
 
 import models
+from models import data
 from models.checkpoint import CARD, CheckpointError
+from explorer import attention as ex_attention
+from explorer import reliance_zoo, sidecar
+from explorer import representations as ex_representations
+from explorer import retrieval as ex_retrieval
+from explorer import robustness as ex_robustness
+from explorer import se as ex_se
+from explorer import units as ex_units
 from sidefiles import attention, common, reliance, representations, retrieval, robustness, se_profiles, units, zoo_table
 from training.evaluation import evaluate_checkpoint, measure_bf16, quantize_checkpoint
 
 REPO = Path(__file__).resolve().parent.parent
 
 MIB = 2 ** 20
+# the per-model file of each side-file step (each tied to the weights it was made from)
+STEP_FILES = {"retrieval": ex_retrieval.INDEX, "SE profiles": ex_se.PROFILES, "units": ex_units.UNITS,
+              "attention figures": ex_attention.FIGURES, "representations": ex_representations.FILE,
+              "reliance": reliance_zoo.FILE}
 
 
 def git(cwd: Path, *args: str) -> str:
@@ -99,23 +122,78 @@ def place(src: Path, checkpoints: Path, only: list[str] | None = None) -> list[s
     return archs
 
 
-def refresh_side_files(checkpoints: Path, root: Path, archs: list[str], readme: Path, timings: dict) -> None:
+def made_elsewhere(checkpoints: Path, archs: list[str]) -> dict[str, set[str]]:
+    """Per step, the models whose file is there already and was made from the weights they ship
+    (the GPU machine's side files, `--device`)."""
+    cards = {a: models.read_card(a, checkpoints) for a in archs}
+    made = {step: {a for a in archs if sidecar.matches(checkpoints / a / name, cards[a])}
+            for step, name in STEP_FILES.items()}
+    rows = (ex_robustness.load(checkpoints / ex_robustness.ROBUSTNESS) or {}).get("models", {})
+    made["robustness"] = {a for a in archs if (rows.get(a) or {}).get("weights_sha256") == sidecar.weights_sha(cards[a])}
+    return made
+
+
+def take_shared(src: Path, checkpoints: Path, archs: list[str], fingerprint: str) -> dict:
+    """The device's robustness rows of `archs` (when made from the weights they ship, on the same
+    images) go into checkpoints/robustness.json, whose other rows stay; its transfer matrix is
+    taken when it covers exactly the models that will have a reliance file, from the weights they
+    ship. Returns the models whose rows were taken and whether the matrix was."""
+    taken = {"robustness": [], "transfer": False}
+    theirs = ex_robustness.load(src / ex_robustness.ROBUSTNESS)
+    if theirs:
+        path = checkpoints / ex_robustness.ROBUSTNESS
+        ours = ex_robustness.load(path) if path.exists() else None
+        same_images = ours is None or all(ours.get(k) == theirs.get(k) for k in ("per_class", "data_fingerprint"))
+        rows = {a: m for a, m in theirs.get("models", {}).items()
+                if a in archs and m.get("weights_sha256") == sidecar.weights_sha(models.read_card(a, checkpoints))}
+        if same_images and rows:
+            merged = dict(ours or {k: v for k, v in theirs.items() if k != "models"})
+            merged["models"] = {**(ours or {}).get("models", {}), **rows}
+            path.write_text(json.dumps(merged, indent=1) + "\n")
+            taken["robustness"] = sorted(rows)
+    if (src / reliance_zoo.TRANSFER).exists():
+        shipped = reliance.shipped(checkpoints)
+        cards = {a: models.read_card(a, checkpoints) for a in shipped}
+        with_file = {a for a in shipped if sidecar.matches(checkpoints / a / reliance_zoo.FILE, cards[a])}
+        matrix = reliance_zoo.load_transfer(src / reliance_zoo.TRANSFER, cards)
+        if matrix and set(matrix["models"]) == with_file == set(shipped) and matrix.get("data_fingerprint") == fingerprint:
+            shutil.copyfile(src / reliance_zoo.TRANSFER, checkpoints / reliance_zoo.TRANSFER)
+            taken["transfer"] = True
+    return taken
+
+
+def refresh_side_files(checkpoints: Path, root: Path, archs: list[str], readme: Path | None, timings: dict,
+                       made: dict[str, set[str]] | None = None, transfer: bool = True) -> None:
+    """Every side-file step for `archs`, but for the models whose file `made` says came made
+    from their weights (the GPU machine's); `transfer`: remake the zoo's transfer matrix. No
+    README (`readme` None): the device's run, whose table is written here."""
+    made = made or {}
+    todo = lambda step: [a for a in archs if a not in made.get(step, set())]  # noqa: E731
     steps = [
-        ("retrieval (build_index.py)", lambda: retrieval.build(checkpoints, root, archs)),
-        ("SE profiles (se_profiles.py)", lambda: se_profiles.build(checkpoints, root, archs)),
-        ("units (units.py)", lambda: units.build(checkpoints, root, archs)),
-        ("attention figures (attention_figures.py)", lambda: attention.build(checkpoints, root, archs)),
-        ("robustness (robustness.py)", lambda: robustness.build(checkpoints, root, archs)),
-        ("representations (representations.py)", lambda: representations.build(checkpoints, root, archs)),
-        ("reliance (reliance.py)", lambda: reliance.build(checkpoints, root, archs)),
-        ("zoo table (zoo_table.py)", lambda: zoo_table.main(["--readme", str(readme), "--checkpoints", str(checkpoints)])),
+        ("retrieval (build_index.py)", "retrieval", lambda a: retrieval.build(checkpoints, root, a)),
+        ("SE profiles (se_profiles.py)", "SE profiles", lambda a: se_profiles.build(checkpoints, root, a)),
+        ("units (units.py)", "units", lambda a: units.build(checkpoints, root, a)),
+        ("attention figures (attention_figures.py)", "attention figures", lambda a: attention.build(checkpoints, root, a)),
+        ("robustness (robustness.py)", "robustness", lambda a: robustness.build(checkpoints, root, a)),
+        ("representations (representations.py)", "representations",
+         lambda a: representations.build(checkpoints, root, a)),
+        ("reliance (reliance.py)", "reliance", lambda a: reliance.build(checkpoints, root, a, transfer=transfer)),
     ]
-    for name, fn in steps:
+    for name, step, fn in steps:
+        these = todo(step)
+        if not these and not (step == "reliance" and transfer):
+            print(f"== {name}: made with the weights already, for {', '.join(archs)}", flush=True)
+            continue
         t0 = time.process_time(), time.time()
-        fn()
+        fn(these)   # reliance with no model to make: the transfer matrix only (reliance.build takes [])
         timings[name] = {"cpu_min": round((time.process_time() - t0[0]) / 60, 2),
                          "wall_min": round((time.time() - t0[1]) / 60, 2)}
         print(f"== {name}: {timings[name]['wall_min']} min wall, {timings[name]['cpu_min']} CPU min", flush=True)
+    if readme is not None:
+        t0 = time.process_time(), time.time()
+        zoo_table.main(["--readme", str(readme), "--checkpoints", str(checkpoints)])
+        timings["zoo table (zoo_table.py)"] = {"cpu_min": round((time.process_time() - t0[0]) / 60, 2),
+                                               "wall_min": round((time.time() - t0[1]) / 60, 2)}
 
 
 def split(sizes: dict[str, int], gains: dict[str, float], shared: int, limit: int) -> tuple[list[str], list[str]]:
@@ -143,6 +221,24 @@ def hold_back(archs: list[str], checkpoints: Path, repo: Path, hold: Path) -> No
             git(repo, "checkout", "HEAD", "--", f"{rel}/{arch}")
 
 
+def device_side_files(ck: Path, root: Path, only: list[str] | None) -> int:
+    """On the GPU machine: every side file of the exported checkpoints in `ck` (int8 already,
+    their card's figures measured at export), written beside them for the bundles."""
+    archs = [a for a in reliance.shipped(ck) if not only or a in only]
+    if not archs:
+        print(f"no checkpoints in {ck}")
+        return 1
+    timings: dict = {}
+    t0 = time.time()
+    # a later call (`device_zoo.sh fetch`) makes only what the earlier one did not; the
+    # transfer matrix is made again over every model
+    refresh_side_files(ck, root, archs, None, timings, made_elsewhere(ck, archs))
+    (ck / "device_side_files.json").write_text(json.dumps(
+        {"archs": archs, "timings": timings, "wall_min": round((time.time() - t0) / 60, 2)}, indent=1) + "\n")
+    print(f"side files for {', '.join(archs)} in {(time.time() - t0) / 60:.1f} min", flush=True)
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--from", dest="src", type=Path, help="returned checkpoints (DIR/<arch>/) or bundle parts")
@@ -153,16 +249,23 @@ def main(argv=None) -> int:
     ap.add_argument("--hold", type=Path, default=REPO.parent / "zoo-release" / "next")
     ap.add_argument("--report", type=Path, default=REPO.parent / "zoo-release" / "report.json")
     ap.add_argument("--no_side_files", action="store_true", help="skip the side files (a size check only)")
+    ap.add_argument("--device", action="store_true",
+                    help="on the GPU machine: side files beside the checkpoints in --checkpoints, no git or README")
+    ap.add_argument("--agree_points", type=float, default=0.1,
+                    help="most a device-made model's val top-1 may differ here (0.1: 4 of 3,925 images)")
     args = ap.parse_args(argv)
     from models import precision
     root = common.data_root(args)
     ck = args.checkpoints.resolve()
+    if args.device:
+        return device_side_files(ck, root, args.arch)
     repo = Path(git(ck, "rev-parse", "--show-toplevel").strip()).resolve()
     readme = repo / "README.md"
     t_start = time.time()
     report: dict = {"started": time.strftime("%Y-%m-%d %H:%M"), "models": {}, "timings": {}}
 
-    archs = place(unpack_bundles(args.src.resolve()), ck, args.arch) if args.src else []
+    src = unpack_bundles(args.src.resolve()) if args.src else None
+    archs = place(src, ck, args.arch) if src else []
     if args.arch:
         archs = [a for a in (archs or args.arch) if a in args.arch]
     if not archs:
@@ -170,6 +273,10 @@ def main(argv=None) -> int:
         return 1
     print(f"releasing {', '.join(archs)}", flush=True)
 
+    # side files that came with the checkpoints, made from the weights they ship (the device's)
+    made = made_elsewhere(src, archs) if src else {}
+    device_made = {a for a in archs if any(a in m for m in made.values())}
+    refused = {}
     t0 = time.process_time(), time.time()
     for arch in archs:
         try:
@@ -177,6 +284,10 @@ def main(argv=None) -> int:
             if card.get("storage") == "int8":
                 after = evaluate_checkpoint(arch, ck, root)["val_top1"]
                 q = {"before": card.get("full_precision", {}).get("val_top1"), "after": after}
+                theirs = (card.get("metrics") or {}).get("val_top1")   # as measured where it was exported
+                if src and (theirs is not None or arch in device_made) and (
+                        theirs is None or abs(after - theirs) > args.agree_points):
+                    refused[arch] = {"here": after, "device": theirs}
             else:
                 q = quantize_checkpoint(arch, ck, root)
         except CheckpointError as e:
@@ -194,8 +305,23 @@ def main(argv=None) -> int:
         report["timings"]["bf16 agreement and speed (evaluate.py --bf16)"] = {
             "cpu_min": round((time.process_time() - t0[0]) / 60, 2), "wall_min": round((time.time() - t0[1]) / 60, 2)}
 
-    if not args.no_side_files:
-        refresh_side_files(ck, root, archs, readme, report["timings"])
+    if refused:   # side files made from weights whose val figure is not the one measured here
+        print("refused (val top-1 here against the device's): " + ", ".join(
+            f"{a} {v['here']} against {v['device']}" for a, v in refused.items()), flush=True)
+        hold_back(list(refused), ck, repo, args.hold / "refused")
+        archs = [a for a in archs if a not in refused]
+        for a in refused:
+            report["models"].pop(a, None)
+        report["refused"] = refused
+        made = {step: m - set(refused) for step, m in made.items()}
+    taken = take_shared(src, ck, archs, data.fingerprint(root)) if src and archs else {"robustness": [], "transfer": False}
+    made["robustness"] = set(taken["robustness"])
+    report["from_device"] = {step: sorted(m) for step, m in made.items() if m}
+    if src and (src / "device_side_files.json").exists():
+        report["device_side_files"] = json.loads((src / "device_side_files.json").read_text())
+    report["shared_from_device"] = taken
+    if not args.no_side_files and archs:
+        refresh_side_files(ck, root, archs, readme, report["timings"], made, transfer=not taken["transfer"])
 
     rel = ck.relative_to(repo).as_posix()
     git(repo, "add", "-A", "--", rel, "README.md")

@@ -40,6 +40,7 @@ import tarfile
 import time
 from pathlib import Path
 
+from sidefiles.common import SHARED_FILES
 from training.config import RECIPES, parse_config, recipe
 
 HERE = Path(__file__).resolve().parent
@@ -209,6 +210,8 @@ def bundle(cfgs: dict, states: dict, status: Path, dest: Path, max_mib: float, p
     for cfg in cfgs.values():
         d = run_dir(cfg)
         files += [(d / n, f"runs/{d.name}/{n}") for n in ("metrics.csv", "train.log", "done.json") if (d / n).exists()]
+    for export in sorted({Path(c.export) for c in cfgs.values() if c.export}):  # zoo-wide side files (--device)
+        files += [(export / n, f"checkpoints/{n}") for n in SHARED_FILES if (export / n).is_file()]
     room = max_mib * 2 ** 20 - sum(f.stat().st_size for f, _ in files)
     chosen = []
     for a, cfg in cfgs.items():

@@ -10,6 +10,9 @@ import argparse
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+# the zoo-wide side files beside the model folders (retrieval gallery, robustness rows, transfer
+# matrix) and the GPU machine's record of making them: a device bundle carries them
+SHARED_FILES = ("gallery.safetensors", "robustness.json", "transfer.json", "device_side_files.json")
 
 
 def parser(doc: str) -> argparse.ArgumentParser:

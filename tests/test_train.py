@@ -3,12 +3,15 @@ the held-out slice, the augmentation on the device, the recipe knobs, and the zo
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import signal
 import runpy
+import shutil
 import subprocess
 import sys
+import tarfile
 import time
 from pathlib import Path
 
@@ -438,13 +441,16 @@ def test_train_zoo_stops_runs_at_its_deadline(tiny_data, tmp_path):
 def test_device_zoo_flow_fits_the_deadline_bundles_and_releases(tiny_data, tmp_path):
     """The GPU window rehearsed on the CPU: scripts/device_zoo.sh `run` says MPS is absent,
     starts every run at once, each fits its epochs to the shared deadline and its schedule
-    reaches its end (learning rate 0 at the last epoch); what is finished comes back as tar
-    parts; `fetch` hands back nothing twice; scripts/release_zoo.py unpacks the parts into a
-    repository, stores and scores int8, stages and reports the counted size, and splits the
-    release when it is over the limit."""
+    reaches its end (learning rate 0 at the last epoch); the side files are made there
+    (`release_zoo.py --device`) and come back with what is finished as tar parts; `fetch` hands
+    back nothing twice; scripts/release_zoo.py unpacks the parts into a repository, re-scores val
+    and takes the device's side files instead of making them again, stages and reports the
+    counted size, and splits the release when it is over the limit; a checkpoint whose val
+    figure is not the one measured here is refused."""
     env = {**os.environ, "VH_ZOO_DATA": str(tiny_data), "VH_ZOO_RUNS": str(tmp_path / "runs"),
            "OUT": str(tmp_path / "out"), "PYTHON": sys.executable, "OMP_NUM_THREADS": "1",
-           "VH_ZOO_FIT_S": "45", "VH_ZOO_WAIT_S": "120", "PATH": "/usr/bin:/bin"}
+           "VH_ZOO_FIT_S": "45", "VH_ZOO_WAIT_S": "120", "PATH": "/usr/bin:/bin",
+           "VH_ZOO_SIDEFILES": "1"}
     flags = ["--archs", "lenet5,bn_convnet", "--epochs", "100000", "--min_epochs", "2",
              "--export", str(tmp_path / "ck"), *TINY]
     script = str(REPO / "scripts" / "device_zoo.sh")
@@ -463,6 +469,14 @@ def test_device_zoo_flow_fits_the_deadline_bundles_and_releases(tiny_data, tmp_p
         assert card["storage"] == "int8" and "val_top1" in card["full_precision"]
     parts = sorted((tmp_path / "out").glob("zoo-*.tar.part*"))
     assert parts and "bundled" in r.stdout
+    with tarfile.open(fileobj=io.BytesIO(b"".join(p.read_bytes() for p in parts))) as tar:
+        names = set(tar.getnames())
+    for arch in ("lenet5", "bn_convnet"):   # made on the "device", beside the weights, and bundled
+        assert {f"checkpoints/{arch}/{f}" for f in ("units.safetensors", "reliance.safetensors",
+                                                      "retrieval.safetensors", "weights.safetensors")} <= names
+    assert {"checkpoints/robustness.json", "checkpoints/transfer.json", "checkpoints/gallery.safetensors",
+            "checkpoints/device_side_files.json"} <= names
+    assert max(p.stat().st_size for p in parts) <= 15 * 2 ** 20 and len(parts) <= 8
     r2 = subprocess.run(["bash", script, "fetch", *flags], env=env, capture_output=True, text=True, timeout=200)
     assert "bundled no checkpoints" in r2.stdout and "has ended" in r2.stdout  # nothing is handed back twice
 
@@ -493,8 +507,31 @@ def test_device_zoo_flow_fits_the_deadline_bundles_and_releases(tiny_data, tmp_p
     _, card = models.load("lenet5", repo / "checkpoints")
     assert card["storage"] == "int8" and (repo / "checkpoints" / "lenet5" / "retrieval.safetensors").exists()
     assert "LeNet-5" in (repo / "README.md").read_text()
-    for step in ("units (units.py)", "robustness (robustness.py)", "evaluation, before and after int8 (evaluate.py)"):
-        assert report["timings"][step]["cpu_min"] >= 0
+    # the device's side files were taken, not made again here; val was scored again here
+    assert "evaluation, before and after int8 (evaluate.py)" in report["timings"]
+    for step in ("units", "reliance", "retrieval", "representations"):
+        assert set(report["from_device"][step]) == {"lenet5", "bn_convnet"}, step
+    assert not {"units (units.py)", "representations (representations.py)"} & set(report["timings"])
+    assert report["shared_from_device"]["robustness"] == ["bn_convnet", "lenet5"]
+    assert "refused" not in report
+
+    # a checkpoint whose card says another val figure than the one measured here is refused
+    bad = tmp_path / "tampered" / "lenet5"
+    shutil.copytree(tmp_path / "ck" / "lenet5", bad)
+    card = json.loads((bad / "card.json").read_text())
+    card["metrics"]["val_top1"] += 5
+    (bad / "card.json").write_text(json.dumps(card))
+    r4 = subprocess.run([sys.executable, str(REPO / "scripts" / "release_zoo.py"), "--from", str(bad.parent),
+                         "--checkpoints", str(repo / "checkpoints"), "--data", str(tiny_data),
+                         "--hold", str(tmp_path / "hold"), "--report", str(tmp_path / "report4.json")],
+                        capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert r4.returncode == 0, r4.stdout[-3000:] + r4.stderr[-3000:]
+    report4 = json.loads((tmp_path / "report4.json").read_text())
+    assert list(report4["refused"]) == ["lenet5"] and report4["released"] == []
+    assert "refused (val top-1 here against the device's): lenet5" in r4.stdout
+    assert (tmp_path / "hold" / "refused" / "lenet5" / "card.json").exists()
+    head = subprocess.run([*git, "show", "HEAD:checkpoints/lenet5/card.json"], capture_output=True, text=True).stdout
+    assert (repo / "checkpoints" / "lenet5" / "card.json").read_text() == head   # what the repository shipped
 
 
 def test_fit_epochs_ends_the_schedule_by_the_deadline():

@@ -51,12 +51,17 @@ def fit_epochs(cfg, done: int, epoch_s: float, now: float, eval_s: float, floor:
     progressive resizing a 128 px epoch costs about 1.8x a 96 px one); without it every further
     epoch costs the same."""
     left = max(0.0, cfg.deadline - now - export_allowance(eval_s))
-    fits = done
-    for n in range(done + 1, cfg.epochs + 1):
-        w = weights(n) if weights else [1.0] * n
-        if sum(w[done:n]) * epoch_s <= left:
-            fits = n
-    return max(fits, min(floor, cfg.epochs))
+    if weights is None:
+        return max(min(cfg.epochs, done + int(left // max(epoch_s, 1e-6))), min(floor, cfg.epochs))
+    # the cost of the epochs after `done` grows with the epoch count: the largest that fits, by bisection
+    lo, hi = done, cfg.epochs
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if sum(weights(mid)[done:]) * epoch_s <= left:
+            lo = mid
+        else:
+            hi = mid - 1
+    return max(lo, min(floor, cfg.epochs))
 
 
 def size_weights(epoch_sizes, cost_at, timed_size: int):
