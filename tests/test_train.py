@@ -611,3 +611,16 @@ def test_release_places_only_the_models_asked_for(tmp_path):
     assert (ck / "alexnet" / "units.safetensors").read_bytes() == b"shipped side file"
     assert sorted(place(src, ck)) == ["alexnet", "lenet5"]
     assert not (ck / "alexnet" / "units.safetensors").exists()
+
+
+def test_a_source_copy_names_its_commit(tmp_path, monkeypatch):
+    """A long run trains from `git archive C | tar -x` (untouched by work on the repository):
+    without .git, the card's code_commit comes from the copy's COMMIT file, not "unknown"."""
+    from training import runstate
+    monkeypatch.setattr(runstate, "REPO", tmp_path)
+    assert runstate.code_commit() == "unknown"
+    (tmp_path / "COMMIT").write_text("16d94c6\n")
+    assert runstate.code_commit() == "16d94c6 (a copy)"
+    monkeypatch.setattr(runstate, "REPO", REPO)
+    assert runstate.code_commit().split("-")[0] == subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()

@@ -80,13 +80,21 @@ def hardware(device: torch.device, world: int) -> str:
 
 
 def code_commit() -> str:
+    """The commit the code runs from ("-dirty" when models/, scripts/ or training/ differ from
+    it); in a copy without .git (`git archive C | tar -x`, so a long run is not touched by work
+    on the repository), the commit named in its COMMIT file; else "unknown"."""
     try:
         sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
                              text=True, timeout=10).stdout.strip()
         dirty = subprocess.run(["git", "status", "--porcelain", "--", "models", "scripts", "training"], cwd=REPO,
                                capture_output=True, text=True, timeout=10).stdout.strip()
-        return (sha + ("-dirty" if dirty else "")) or "unknown"
+        if sha:
+            return sha + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
+        pass
+    try:
+        return (REPO / "COMMIT").read_text().split()[0] + " (a copy)"
+    except (OSError, IndexError):
         return "unknown"
 
 
