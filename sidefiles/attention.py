@@ -62,7 +62,7 @@ def build(checkpoints: Path, root: Path | None, archs: list[str] | None = None, 
               f"(uniform {meta['uniform_distance']:.1f}) -> {out.name} in {time.time() - t0:.0f} s", flush=True)
         done.append(arch)
     if not done:
-        print("no shipped ViT or MLP-Mixer checkpoint: nothing to do")
+        print(f"no ViT or MLP-Mixer among {', '.join(archs)}: no attention figures to make")
     return done
 
 
