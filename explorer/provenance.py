@@ -121,9 +121,11 @@ def zoo_sentence(cards: dict[str, dict]) -> str:
     cpu = f"{cores.pop()}-core CPU" if len(cores) == 1 else "CPU"
     where = (f"on this project's {cpu}" if not gpu else
              f"on a CPU and, for {len(gpu)} of them, a GPU" if len(gpu) < len(fs) else "on a GPU")
-    how = (f"under one protocol ({', '.join(protocols)})" if protocols and not own else
-           f"{len(cards) - len(own)} under the {', '.join(protocols)} protocol and {len(own)} each with its own recipe"
-           if protocols else "each with its own recipe")
+    by_protocol = [f"{sum(c.get('protocol') == p for c in cards.values())} under the {p} protocol" for p in protocols]
+    by_protocol += [f"{len(own)} each with its own recipe"] if own else []
+    how = (f"under one protocol ({protocols[0]})" if len(protocols) == 1 and not own else
+           "each with its own recipe" if not protocols else
+           ", ".join(by_protocol[:-1]) + " and " + by_protocol[-1])
     span = f"{epochs[0]} to {epochs[-1]} epochs" if epochs[0] != epochs[-1] else f"{epochs[0]} epochs"
     images = sorted({(c.get("dataset") or {}).get("train_images") for c in cards.values()} - {None})
     of = f"Imagenette's {images[0]:,} training images" if len(images) == 1 else "Imagenette's training split"

@@ -56,6 +56,15 @@ def test_the_zoo_sentence_counts_what_the_cards_say():
     assert "1 learned from a teacher's answers: vit (from SE-ResNet-18)" in s.replace("Vision Transformer", "vit")
     mixed = provenance.zoo_sentence({**cards, "resnet34": _card("resnet34", protocol="short-cnn")})
     assert "1 under the short-cnn protocol and 3 each with its own recipe" in mixed
+    # the token-mixers' protocol is counted apart, not run together with the CNNs' into one name
+    two = provenance.zoo_sentence({**cards, "resnet34": _card("resnet34", protocol="short-cnn"),
+                                   "vit": {**cards["vit"], "protocol": "short-token"}})
+    assert "1 under the short-cnn protocol, 1 under the short-token protocol and 2 each with its own recipe" in two
+    every = {a: {**c, "protocol": "short-token" if a == "vit" else "short-cnn"} for a, c in cards.items()}
+    assert "2-core CPU, 2 under the short-cnn protocol and 1 under the short-token protocol:" in \
+        provenance.zoo_sentence(every)
+    one = {a: {**c, "protocol": "short-cnn"} for a, c in cards.items()}
+    assert "2-core CPU, under one protocol (short-cnn):" in provenance.zoo_sentence(one)
     # the CPU's cores come from the cards: another machine is not called 2-core
     wide = {a: {**c, "hardware": "1x CPU (16 threads, 16 cores, x86_64)"} for a, c in cards.items()}
     assert "on this project's 16-core CPU," in provenance.zoo_sentence(wide)
