@@ -237,6 +237,12 @@ def exceptions(page) -> list[str]:
     return [e.inner_text()[:300] for e in page.locator("[data-testid='stException']").all()]
 
 
+def page_not_found(text: str) -> bool:
+    """Streamlit's dialog for a URL that names no page: it then runs Home under it, so a mistyped
+    page name would otherwise be screenshotted and checked as if it were the page asked for."""
+    return "Page not found" in text and "does not seem to exist" in text
+
+
 def server_paths(text: str) -> list[str]:
     return [p for p in PATH_PATTERNS if re.search(p, text)]
 
@@ -371,6 +377,7 @@ def main() -> int:
     from models.data import default_root
     data = args.data or default_root()
     env = {"VH_DATA": str(data.resolve())} if data else {}
+    missing = False
     with serve(args.checkpoints, env=env, app=args.app.resolve()) as (url, _), browser() as b:
         for w in map(int, args.widths.split(",")):
             page = new_page(b, w)
@@ -385,6 +392,12 @@ def main() -> int:
                 shot = args.out / f"{name}-{w}.png"
                 screenshot(page, shot, w)
                 text = page.inner_text("body")
+                if page_not_found(text):
+                    print(f"{path} @ {w}px: no such page (the app's pages: Home, "
+                          f"{', '.join(p.stem.split('_', 1)[1] for p in sorted((REPO / 'pages').glob('*.py'), key=lambda p: int(p.stem.split('_')[0])))})",
+                          flush=True)
+                    missing = True
+                    continue
                 if args.text:
                     shot.with_suffix(".txt").write_text(text)
                 print(f"{path} @ {w}px: {time.time() - t0:.1f} s, overflow {overflow(page)}, truncated "
@@ -393,7 +406,7 @@ def main() -> int:
                       f"{len(exceptions(page))}, paths {server_paths(text)}, foreign hosts "
                       f"{foreign_hosts(page, url)} -> {shot}", flush=True)
             page.context.close()
-    return 0
+    return 1 if missing else 0
 
 
 if __name__ == "__main__":

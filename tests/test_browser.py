@@ -797,3 +797,16 @@ def test_filters_structure_chart_counts_whole_epochs(server, chromium):
         assert all(re.fullmatch(r"\d+", t) for t in labels), labels
     finally:
         page.context.close()
+
+
+def test_the_screenshot_tool_knows_a_page_name_that_does_not_exist(server, chromium):
+    """Streamlit runs Home under a URL that names no page, behind a dialog: `tests/browser.py`
+    would have checked and shot Home as if it were the page asked for (it did, for `Attention`)."""
+    page = B.new_page(chromium, 1024)
+    try:
+        B.open_page(page, server, "Attention")              # the page is ViT_Attention
+        assert B.page_not_found(page.inner_text("body"))
+        B.open_page(page, server, "ViT_Attention")
+        assert not B.page_not_found(page.inner_text("body"))
+    finally:
+        page.context.close()
