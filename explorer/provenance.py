@@ -122,7 +122,7 @@ def zoo_sentence(cards: dict[str, dict]) -> str:
     where = (f"on this project's {cpu}" if not gpu else
              f"on a CPU and, for {len(gpu)} of them, a GPU" if len(gpu) < len(fs) else "on a GPU")
     by_protocol = [f"{sum(c.get('protocol') == p for c in cards.values())} under the {p} protocol" for p in protocols]
-    by_protocol += [f"{len(own)} each with its own recipe"] if own else []
+    by_protocol += [f"{len(own)} {'with' if len(own) == 1 else 'each with'} its own recipe"] if own else []
     how = (f"under one protocol ({protocols[0]})" if len(protocols) == 1 and not own else
            "each with its own recipe" if not protocols else
            ", ".join(by_protocol[:-1]) + " and " + by_protocol[-1])

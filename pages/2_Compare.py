@@ -67,8 +67,10 @@ else:
                "plus the teacher's forward passes where there was one.")
 
     st.subheader("How each was trained")
+    # the teachers are named in the caption below, not in a column: two of fourteen had one, and
+    # "ConvNet + BatchNorm" in a seventh column was cut off beside the sidebar at 1024 px
     TRAINED = {"epochs": "epochs", "crops": "crops", "hardware": "hardware", "minutes": "minutes",
-               "train_pflops": "PFLOP", "storage": "stored", "teacher": "teacher"}
+               "train_pflops": "PFLOP", "storage": "stored"}
     one_storage = df["storage"].nunique() == 1   # then said once below instead of a column of one value
     if one_storage:
         TRAINED.pop("storage")
@@ -76,17 +78,16 @@ else:
                  height=ui.table_height(len(df)),
                  column_config={"model": st.column_config.TextColumn(width=150),
                                 "minutes": st.column_config.NumberColumn(format="%.0f", help="wall time of the run"),
-                                "PFLOP": st.column_config.NumberColumn(format="%.3f", help=LABELS["train_pflops"]),
-                                "teacher": st.column_config.TextColumn(
-                                    help="a network whose top-1 answers were a target of each step's loss beside the labels "
-                                         "(hard distillation; the card says their weight)")})
+                                "PFLOP": st.column_config.NumberColumn(format="%.3f", help=LABELS["train_pflops"])})
     taught = df[df["teacher"] != "none"]
     said = ["Crops: the sizes trained on, in order; every card scores the input size above."]
     if one_storage:
         said.append(f"Every model's weights are stored {df['storage'].iloc[0]}.")
     if len(taught):
-        said.insert(0, f"{', '.join(taught['model'])} learned from a teacher's answers as well as the labels (hard "
-                       "distillation): their accuracy is not a figure of the architecture alone.")
+        said.insert(0, f"{', '.join(f'{m} (from {t})' for m, t in zip(taught['model'], taught['teacher']))} "
+                       "learned from a teacher's top-1 answers as well as the labels (hard distillation; each card "
+                       "says the teacher's weight in the loss): their accuracy is not a figure of the architecture "
+                       "alone.")
     st.caption(" ".join(said))
 
 # --- the papers' order against ours -----------------------------------------------------

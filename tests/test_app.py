@@ -295,6 +295,28 @@ def test_compare_robustness_section(app_checkpoints):
     assert_clean(at)
 
 
+def test_compare_names_each_teacher_beside_the_training_table(app_checkpoints, fresh_caches):
+    """Two of the zoo learned from a teacher: the caption names them with their teachers, and
+    the table keeps to columns that fit beside the sidebar at 1024 px (a teacher column cut
+    "ConvNet + BatchNorm" off there)."""
+    import streamlit as st
+    path = app_checkpoints / "vit" / "card.json"
+    saved = path.read_text()
+    card = json.loads(saved)
+    card["teacher"] = {"arch": "se_resnet18", "title": "SE-ResNet-18", "val_top1": 80.0}
+    try:
+        path.write_text(json.dumps(card))
+        at = run_page("pages/2_Compare.py")
+        assert_clean(at)
+        trained = next(d.value for d in at.dataframe if "PFLOP" in d.value.columns)
+        assert len(trained) == len(APP_ARCHS) and "teacher" not in trained.columns
+        said = [c.value for c in at.caption if "learned from a teacher's top-1 answers" in c.value]
+        assert len(said) == 1 and said[0].startswith("Vision Transformer (from SE-ResNet-18) learned from")
+    finally:
+        path.write_text(saved)
+        st.cache_resource.clear()
+
+
 # --- inside the networks ---------------------------------------------------------------
 
 def test_filters_every_model_and_activations(app_checkpoints):

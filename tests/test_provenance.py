@@ -63,6 +63,9 @@ def test_the_zoo_sentence_counts_what_the_cards_say():
     every = {a: {**c, "protocol": "short-token" if a == "vit" else "short-cnn"} for a, c in cards.items()}
     assert "2-core CPU, 2 under the short-cnn protocol and 1 under the short-token protocol:" in \
         provenance.zoo_sentence(every)
+    last = {**every, "alexnet": cards["alexnet"]}
+    assert "1 under the short-cnn protocol, 1 under the short-token protocol and 1 with its own recipe:" in \
+        provenance.zoo_sentence(last)
     one = {a: {**c, "protocol": "short-cnn"} for a, c in cards.items()}
     assert "2-core CPU, under one protocol (short-cnn):" in provenance.zoo_sentence(one)
     # the CPU's cores come from the cards: another machine is not called 2-core
