@@ -191,6 +191,23 @@ def structure_ratio(w: torch.Tensor, cutoff: float = LOW_FREQUENCY) -> float:
     return float(low_frequency_share(w, cutoff).nanmean()) / random_init_share(tuple(w.shape), cutoff=cutoff)
 
 
+def structure_verdict(ratio: float, shape: tuple) -> str:
+    """`structure_ratio` in words, for kernels of this (out, in, kh, kw) shape. Above 2x the words
+    follow the low-frequency share itself: at 2.4x a 7x7 layer holds 42% of its energy there
+    (random kernels: 18%), so smooth blobs show through, but fine detail still holds the most."""
+    if ratio < 1.3:
+        return "close to random noise"
+    if ratio < 2:
+        return "partly structured"
+    rand = random_init_share(tuple(shape))
+    share = min(ratio * rand, 1.0)
+    if share >= 0.5:
+        return (f"structured: smooth blobs and slow edges hold most of their energy ({share:.0%} at low "
+                f"frequencies, against {rand:.0%} for random kernels)")
+    return (f"structured: smooth blobs and slow edges stand out, though fine detail still holds most of their "
+            f"energy ({share:.0%} at low frequencies, against {rand:.0%} for random kernels)")
+
+
 def teaching_default(ratios: dict[str, float], prefer: str = "alexnet", enough: float = 2.0) -> str | None:
     """The model the Filters page opens on: `prefer` (AlexNet, whose Figure 3 the page is about)
     when its kernels measure at least `enough` times a random init's structure, else the model

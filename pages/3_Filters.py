@@ -11,7 +11,7 @@ import streamlit as st
 from explorer import ui, zoo
 from explorer.classify import tensor_preview
 from explorer.filters import (SNAPSHOTS, SORTS, activation_grid, filter_grid, load_snapshots, structure_ratio,
-                              teaching_default)
+                              structure_verdict, teaching_default)
 from models import data, get_spec
 from models.probes import first_layer_activations, first_layer_weights
 
@@ -48,14 +48,6 @@ if start != "alexnet" and "alexnet" in ratios and linked is None and arch == sta
                "trained with here. Choose AlexNet above to see them.")
 
 
-def verdict(ratio: float) -> str:
-    if ratio >= 2:
-        return "structured: smooth blobs and edges dominate"
-    if ratio >= 1.3:
-        return "partly structured"
-    return "close to random noise"
-
-
 model, card = loaded[arch]
 w = first_layer_weights(model)
 total = w.shape[0]   # snapshots keep the first SNAPSHOT_KERNELS of them
@@ -80,7 +72,7 @@ big = ui.magnify(grid, min(900, 2 * grid.shape[1]))   # kernels magnified with s
 st.image(big, width=big.shape[1])
 ui.save_png(big, f"vision-hist-{arch}-conv1" + (f"-epoch{epoch}" if epoch is not None else "") + ".png", "filters-save")
 st.markdown(f"**Structure:** these kernels hold **{ratio:.1f}x** the low-frequency energy of random kernels of the "
-            f"same shape, {verdict(ratio)}."
+            f"same shape, {structure_verdict(ratio, tuple(w.shape))}."
             + ("" if ratio >= 1.3 or epoch is not None else
                f" This checkpoint was trained for {card.get('epochs')} epochs on "
                f"{str(card.get('hardware', 'an unknown device')).removeprefix('1x ')}; "

@@ -318,6 +318,22 @@ def test_gpu_trained_conv1_kernels_show_the_papers_structure(arch):
     assert ratio >= 2.0, f"{arch}'s conv1 kernels are {ratio:.2f}x a random init's low-frequency energy: noise"
 
 
+def test_the_structure_verdict_says_what_share_the_smooth_part_holds():
+    """Above 2x a random init the page said "smooth blobs and edges dominate", also for
+    DenseNet-121's conv0 at 2.4x, where 42% of the energy is at low frequencies: the words now
+    follow the share, and each band has its own."""
+    from explorer.filters import random_init_share, structure_verdict
+    shape = (64, 3, 7, 7)
+    rand = random_init_share(shape)
+    assert structure_verdict(1.0, shape) == "close to random noise"
+    assert structure_verdict(1.5, shape) == "partly structured"
+    below = structure_verdict(2.4, shape)
+    assert "fine detail still holds most" in below and f"{2.4 * rand:.0%} at low frequencies" in below
+    above = structure_verdict(3.1, shape)
+    assert "hold most of their energy" in above and f"against {rand:.0%} for random kernels" in above
+    assert "100% at low" in structure_verdict(50.0, shape)          # never over the whole
+
+
 def test_method_agreement_ranks_regions():
     """Spearman's rho over an 8x8 split: a map against itself 1, against its negation -1, against
     a map that puts the evidence elsewhere below 0; a monotone rescaling changes nothing."""
