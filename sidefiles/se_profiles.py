@@ -31,7 +31,7 @@ def build(checkpoints: Path, root: Path, archs: list[str] | None = None) -> list
         print(f"{arch}: {len(profiles)} blocks over {len(y)} val images -> {out}")
         done.append(arch)
     if not done:
-        print("no shipped checkpoint has SE blocks")
+        print(f"no SE blocks in {', '.join(archs)}: no SE profiles to make")
     return done
 
 

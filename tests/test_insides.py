@@ -298,6 +298,15 @@ def test_se_gates_rows_and_class_profiles():
     assert probes.hook_count(m) == 0
 
 
+def test_se_profile_builder_names_the_models_it_was_given_when_none_has_se_blocks(tmp_path, capsys):
+    """Releasing the MLP-Mixer alone logged "no shipped checkpoint has SE blocks" while
+    SE-ResNet-18 ships with its profile: the line names the models it was asked about."""
+    from sidefiles import se_profiles
+    assert se_profiles.build(REPO / "checkpoints", tmp_path, ["lenet5"]) == []
+    out = capsys.readouterr().out
+    assert "no SE blocks in lenet5" in out and "shipped" not in out
+
+
 @pytest.mark.parametrize("arch", ["alexnet", "zfnet"])
 def test_gpu_trained_conv1_kernels_show_the_papers_structure(arch):
     """Issue 9: a recipe that does not reproduce AlexNet's Figure 3 (smooth colour blobs, oriented
