@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from captum.attr import LayerActivation
 
-from models.probes import ProbeUnavailable, attention_modules, patch_grid, prefix_tokens, unfused_attention
+from models.probes import ProbeUnavailable, attention_modules, is_mixer, patch_grid, prefix_tokens, unfused_attention
 
 
 def capture_attention(model, x: torch.Tensor) -> torch.Tensor:
@@ -142,10 +142,6 @@ def token_mixing_distance(model) -> torch.Tensor:
 def uniform_distance(grid: tuple[int, int], patch: int) -> float:
     """The mean distance between two patches: what attention spread evenly would give."""
     return float(patch_distances(grid, patch).mean())
-
-
-def is_mixer(model) -> bool:
-    return hasattr(model.trunk, "blocks") and hasattr(model.trunk.blocks[0], "mlp_tokens")
 
 
 def save_figures(path, figures: dict[str, torch.Tensor], card: dict, meta: dict) -> None:

@@ -105,6 +105,19 @@ def _or(items: list[str]) -> str:
     return (", ".join(items[:-1]) + " or " + items[-1] if len(items) > 1 else items[0]) + " px"
 
 
+def _and(items: list[str]) -> str:
+    return ", ".join(items[:-1]) + " and " + items[-1] if len(items) > 1 else items[0]
+
+
+def pupils(taught) -> str:
+    """(network, teacher) pairs in one phrase, the pupils of one teacher together:
+    "Vision Transformer and MLP-Mixer (from ConvNet + BatchNorm)"."""
+    by: dict[str, list[str]] = {}
+    for network, teacher in taught:
+        by.setdefault(teacher, []).append(network)
+    return ", ".join(f"{_and(networks)} (from {teacher})" for teacher, networks in by.items())
+
+
 def zoo_sentence(cards: dict[str, dict]) -> str:
     """Home's one sentence on how the whole zoo was trained."""
     if not cards:
@@ -116,7 +129,7 @@ def zoo_sentence(cards: dict[str, dict]) -> str:
     protocols = sorted({c.get("protocol") for c in cards.values() if c.get("protocol")})
     own = [a for a, c in cards.items() if not c.get("protocol")]
     gpu = [a for a, f in fs.items() if not f["hardware"].startswith("CPU")]
-    taught = [f"{get_spec(a).title} (from {f['teacher']})" for a, f in fs.items() if f["teacher"]]
+    taught = [(get_spec(a).title, f["teacher"]) for a, f in fs.items() if f["teacher"]]
     cores = {m.group(1) for c in cards.values() if (m := re.search(r"(\d+) cores", c.get("hardware") or ""))}
     cpu = f"{cores.pop()}-core CPU" if len(cores) == 1 else "CPU"
     where = (f"on this project's {cpu}" if not gpu else
@@ -133,5 +146,5 @@ def zoo_sentence(cards: dict[str, dict]) -> str:
     crops += [f"growing {g}" for g in growing]
     text = (f"All {len(cards)} trained networks learned from scratch on {of} {where}, "
             f"{how}: {span}, crops of {', or '.join(crops)}")
-    text += (f"; {len(taught)} learned from a teacher's answers: {', '.join(taught)}." if taught else ".")
+    text += (f"; {len(taught)} learned from a teacher's answers: {pupils(taught)}." if taught else ".")
     return text + " Each card below says its own budget; Compare sets accuracy against it."

@@ -152,11 +152,12 @@ def each_model(loaded: dict, fn) -> dict:
 
 def pages_for(arch: str, trained: bool = True) -> list[tuple[str, str, str, str]]:
     """(page file, label, icon, url path) of every page that applies to this architecture."""
-    from models.probes import attention_modules, se_modules
+    from models.probes import attention_modules, is_mixer, se_modules
     with torch.device("meta"):  # structure only
         m = models.create(arch)
+    # the Attention page also measures an MLP-Mixer's token mixing, with the ViT's distance
     has = {"any": True, "all": trained, "se": trained and bool(se_modules(m)),
-           "attention": trained and bool(attention_modules(m))}
+           "attention": trained and (bool(attention_modules(m)) or is_mixer(m))}
     return [(f, label, icon, url) for f, (label, icon, needs, url) in PAGES.items() if has[needs]]
 
 

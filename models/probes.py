@@ -97,6 +97,12 @@ def attention_modules(model) -> list[nn.Module]:
     return [m for m in model.modules() if isinstance(m, Attention)]
 
 
+def is_mixer(model) -> bool:
+    """An MLP-Mixer: blocks that mix tokens with fixed MLP weights (`mlp_tokens`), no attention."""
+    trunk = getattr(model, "trunk", None)
+    return hasattr(trunk, "blocks") and len(trunk.blocks) > 0 and hasattr(trunk.blocks[0], "mlp_tokens")
+
+
 @contextlib.contextmanager
 def unfused_attention(model):
     """Switch timm's fused attention off on this model's blocks, so the softmax

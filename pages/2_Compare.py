@@ -10,7 +10,7 @@ import pandas as pd
 import streamlit as st
 
 import models
-from explorer import robustness, ui, zoo
+from explorer import provenance, robustness, ui, zoo
 from explorer.compare import (confusion_rows, curve_vs_card, disagreements, orders_sentence, paper_rows, per_class_rows,
                               scatter_rows)
 from models import data
@@ -84,7 +84,7 @@ else:
     if one_storage:
         said.append(f"Every model's weights are stored {df['storage'].iloc[0]}.")
     if len(taught):
-        said.insert(0, f"{', '.join(f'{m} (from {t})' for m, t in zip(taught['model'], taught['teacher']))} "
+        said.insert(0, f"{provenance.pupils(zip(taught['model'], taught['teacher']))} "
                        "learned from a teacher's top-1 answers as well as the labels (hard distillation; each card "
                        "says the teacher's weight in the loss): their accuracy is not a figure of the architecture "
                        "alone.")

@@ -71,8 +71,13 @@ def looked_at(digest: str, arch: str, target: int, _x):
         return attention.capture_attention(vits[arch][0], _x), attention.rollout_maps(vits[arch][0], _x, target)
 
 
+linked_mixer = ui.deep_link(mixers, quiet=True) if mixers else None
+if linked_mixer:
+    st.caption(f":material/link: The link asks for {ui.title_of(loaded, linked_mixer)}, which has no attention to "
+               "draw per image: its token mixing is the same for every image, and its section below measures how "
+               "far it reaches, as the Vision Transformer's heads are measured here.")
 if vits:
-    arch = ui.pick_one_model(vits, key="att-model")
+    arch = ui.pick_one_model(vits, key="att-model", link_said=bool(linked_mixer))
     model, card = vits[arch]
     images = ui.image_inputs("attention", multiple=False)
     if images:

@@ -296,24 +296,31 @@ def test_compare_robustness_section(app_checkpoints):
 
 
 def test_compare_names_each_teacher_beside_the_training_table(app_checkpoints, fresh_caches):
-    """Two of the zoo learned from a teacher: the caption names them with their teachers, and
-    the table keeps to columns that fit beside the sidebar at 1024 px (a teacher column cut
-    "ConvNet + BatchNorm" off there)."""
+    """Two of the zoo learned from a teacher: the caption names them with their teachers, the pupils
+    of one teacher together, and the table keeps to columns that fit beside the sidebar at 1024 px
+    (a teacher column cut "ConvNet + BatchNorm" off there)."""
     import streamlit as st
-    path = app_checkpoints / "vit" / "card.json"
-    saved = path.read_text()
-    card = json.loads(saved)
-    card["teacher"] = {"arch": "se_resnet18", "title": "SE-ResNet-18", "val_top1": 80.0}
+    paths = {a: app_checkpoints / a / "card.json" for a in ("vit", "mlp_mixer")}
+    saved = {a: p.read_text() for a, p in paths.items()}
+    se = {"arch": "se_resnet18", "title": "SE-ResNet-18", "val_top1": 80.0}
+    bn = {"arch": "bn_convnet", "title": "ConvNet + BatchNorm", "val_top1": 86.0}
     try:
-        path.write_text(json.dumps(card))
-        at = run_page("pages/2_Compare.py")
-        assert_clean(at)
-        trained = next(d.value for d in at.dataframe if "PFLOP" in d.value.columns)
-        assert len(trained) == len(APP_ARCHS) and "teacher" not in trained.columns
-        said = [c.value for c in at.caption if "learned from a teacher's top-1 answers" in c.value]
-        assert len(said) == 1 and said[0].startswith("Vision Transformer (from SE-ResNet-18) learned from")
+        for teachers, expected in (({"vit": se, "mlp_mixer": bn}, "Vision Transformer (from SE-ResNet-18), "
+                                    "MLP-Mixer (from ConvNet + BatchNorm) learned from"),
+                                   ({"vit": bn, "mlp_mixer": bn}, "Vision Transformer and MLP-Mixer (from "
+                                    "ConvNet + BatchNorm) learned from")):
+            for a, teacher in teachers.items():
+                paths[a].write_text(json.dumps({**json.loads(saved[a]), "teacher": teacher}))
+            st.cache_resource.clear()
+            at = run_page("pages/2_Compare.py")
+            assert_clean(at)
+            trained = next(d.value for d in at.dataframe if "PFLOP" in d.value.columns)
+            assert len(trained) == len(APP_ARCHS) and "teacher" not in trained.columns
+            said = [c.value for c in at.caption if "learned from a teacher's top-1 answers" in c.value]
+            assert len(said) == 1 and said[0].startswith(expected), said
     finally:
-        path.write_text(saved)
+        for a, p in paths.items():
+            p.write_text(saved[a])
         st.cache_resource.clear()
 
 
@@ -385,6 +392,21 @@ def test_attention_page_with_vit_and_mixer(app_checkpoints):
     assert any("token-mixing weights" in c.value for c in at.caption)
     at.slider(key="att-layer").set_value(1).run()
     assert_clean(at)
+
+
+def test_attention_page_linked_to_the_mixer_points_to_its_token_mixing(app_checkpoints):
+    """A link to the page for the MLP-Mixer said the page "cannot show" it ("no checkpoint it can
+    use") above the Mixer's own section; Home's Mixer card did not link the page at all."""
+    at = run_page("pages/6_ViT_Attention.py", arch="mlp_mixer")
+    assert_clean(at)
+    said = texts(at)
+    assert "cannot show" not in said and "no checkpoint" not in said
+    assert "The link asks for MLP-Mixer, which has no attention to draw per image" in said
+    assert at.selectbox(key="att-model").value == "vit"          # the ViT's maps as before
+    assert any("token-mixing weights" in c.value for c in at.caption)
+    from explorer.zoo import pages_for
+    assert "Attention" in [p[1] for p in pages_for("mlp_mixer")]
+    assert "Attention" not in [p[1] for p in pages_for("resnet18")]
 
 
 def test_attention_page_without_vit_names_the_command_not_a_path(app_checkpoints, tmp_path, monkeypatch,

@@ -53,7 +53,15 @@ def test_the_zoo_sentence_counts_what_the_cards_say():
     s = provenance.zoo_sentence(cards)
     assert s.startswith("All 3 trained networks learned from scratch on Imagenette's 9,469 training images on this "
                         "project's 2-core CPU, each with its own recipe: 10 to 22 epochs, crops of 96 or 128 px;")
-    assert "1 learned from a teacher's answers: vit (from SE-ResNet-18)" in s.replace("Vision Transformer", "vit")
+    assert "1 learned from a teacher's answers: Vision Transformer (from SE-ResNet-18)." in s
+    # pupils of one teacher are named together; another teacher's apart
+    bn = {"arch": "bn_convnet", "title": "ConvNet + BatchNorm"}
+    both = {**cards, "vit": {**cards["vit"], "teacher": bn}, "mlp_mixer": _card("mlp_mixer", 16, 0, teacher=bn)}
+    assert ("2 learned from a teacher's answers: Vision Transformer and MLP-Mixer (from ConvNet + BatchNorm)." in
+            provenance.zoo_sentence(both))
+    apart = {**both, "vit": cards["vit"]}
+    assert ("2 learned from a teacher's answers: Vision Transformer (from SE-ResNet-18), MLP-Mixer (from ConvNet + "
+            "BatchNorm)." in provenance.zoo_sentence(apart))
     mixed = provenance.zoo_sentence({**cards, "resnet34": _card("resnet34", protocol="short-cnn")})
     assert "1 under the short-cnn protocol and 3 each with its own recipe" in mixed
     # the token-mixers' protocol is counted apart, not run together with the CNNs' into one name
