@@ -162,3 +162,39 @@ def test_numbered_keys_keep_a_wrappers_prefix():
     state = {"module.trunk.features.0.weight": 1, "n_averaged": 2, "_orig_mod.head.bias": 3}
     assert checkpoint.current_keys("alexnet", state) == {"module.trunk.features.conv1.weight": 1, "n_averaged": 2,
                                                          "_orig_mod.head.bias": 3}
+
+
+# --- the shipped zoo's side files -------------------------------------------------------
+
+def _shipped() -> list[str]:
+    from pathlib import Path
+    ck = Path(__file__).resolve().parent.parent / "checkpoints"
+    return [s.name for s in models.list_architectures() if (ck / s.name / "card.json").exists()]
+
+
+@pytest.mark.parametrize("arch", _shipped())
+def test_every_shipped_side_file_was_made_from_the_weights_it_ships(arch):
+    """Issue 26: 'every side file refreshed' after a retraining. The pages hide a file made from
+    other weights, so a stale one does not show a wrong number: it shows nothing. Each model has
+    the files every page needs, plus attention for the token-mixers and SE profiles for SE nets,
+    and the zoo-wide robustness rows and transfer matrix name its weights."""
+    from pathlib import Path
+
+    from explorer import attention, reliance_zoo, representations, retrieval, se, sidecar, units
+    from models.probes import attention_modules, is_mixer, se_modules
+    ck = Path(__file__).resolve().parent.parent / "checkpoints"
+    card = models.read_card(arch, ck)
+    with torch.device("meta"):
+        model = models.create(arch, card["preset"])
+    wanted = [retrieval.INDEX, units.UNITS, representations.FILE, reliance_zoo.FILE]
+    wanted += [attention.FIGURES] if attention_modules(model) or is_mixer(model) else []
+    wanted += [se.PROFILES] if se_modules(model) else []
+    for name in wanted:
+        assert (ck / arch / name).exists(), f"{arch}: no {name}"
+        with sidecar.opened(ck / arch / name, card) as f:
+            assert f is not None, f"{arch}: {name} was made from other weights"
+    sha = sidecar.weights_sha(card)
+    rob = json.loads((ck / "robustness.json").read_text())["models"]
+    assert rob[arch]["weights_sha256"] == sha, f"{arch}: its robustness row was made from other weights"
+    transfer = json.loads((ck / reliance_zoo.TRANSFER).read_text())["weights_sha256"]
+    assert transfer[arch] == sha, f"{arch}: the transfer matrix was made with other weights"
