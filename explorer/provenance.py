@@ -105,7 +105,7 @@ def _or(items: list[str]) -> str:
     return (", ".join(items[:-1]) + " or " + items[-1] if len(items) > 1 else items[0]) + " px"
 
 
-def _and(items: list[str]) -> str:
+def and_list(items: list[str]) -> str:
     return ", ".join(items[:-1]) + " and " + items[-1] if len(items) > 1 else items[0]
 
 
@@ -115,7 +115,7 @@ def pupils(taught) -> str:
     by: dict[str, list[str]] = {}
     for network, teacher in taught:
         by.setdefault(teacher, []).append(network)
-    return ", ".join(f"{_and(networks)} (from {teacher})" for teacher, networks in by.items())
+    return ", ".join(f"{and_list(networks)} (from {teacher})" for teacher, networks in by.items())
 
 
 def zoo_sentence(cards: dict[str, dict]) -> str:

@@ -33,9 +33,13 @@ if not vits and not mixers:
             f"Train one with `python scripts/train.py --arch vit` (or `--arch mlp_mixer`), then "
             f"`python scripts/attention_figures.py`.", icon=":material/info:")
     st.stop()
-taught = [f"{ui.title_of(loaded, a)} learned from {provenance.teacher_title(loaded[a][1])}'s answers as well as from "
-          f"the labels ({loaded[a][1]['recipe'].get('distill_alpha', 0.5):.0%} of each training step's loss)"
-          for a in {**vits, **mixers} if provenance.teacher_title(loaded[a][1])]
+pupils: dict[tuple[str, float], list[str]] = {}      # (teacher, its weight in the loss) -> networks
+for a in {**vits, **mixers}:
+    if teacher := provenance.teacher_title(loaded[a][1]):
+        alpha = (loaded[a][1].get("recipe") or {}).get("distill_alpha", 0.5)   # the trainer's default
+        pupils.setdefault((teacher, alpha), []).append(ui.title_of(loaded, a))
+taught = [f"{provenance.and_list(names)} learned from {teacher}'s answers as well as from the labels ({alpha:.0%} of "
+          "each training step's loss)" for (teacher, alpha), names in pupils.items()]
 if taught:
     st.caption(f":material/school: {'; '.join(taught)}: hard distillation, as in DeiT. What these networks attend "
                "to was shaped by a convolutional teacher too, not by the architecture alone.")

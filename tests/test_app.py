@@ -394,6 +394,32 @@ def test_attention_page_with_vit_and_mixer(app_checkpoints):
     assert_clean(at)
 
 
+def test_attention_page_names_the_pupils_of_one_teacher_once(app_checkpoints, fresh_caches):
+    """Both token-mixers learned from ConvNet + BatchNorm, and the page said so twice over, a clause
+    each; pupils of different teachers keep a clause each."""
+    import streamlit as st
+    paths = {a: app_checkpoints / a / "card.json" for a in ("vit", "mlp_mixer")}
+    saved = {a: p.read_text() for a, p in paths.items()}
+    se = {"arch": "se_resnet18", "title": "SE-ResNet-18", "val_top1": 80.0}
+    bn = {"arch": "bn_convnet", "title": "ConvNet + BatchNorm", "val_top1": 86.0}
+    try:
+        for teachers, expected in (({"vit": bn, "mlp_mixer": bn}, ["Vision Transformer and MLP-Mixer learned from "
+                                    "ConvNet + BatchNorm's answers"]),
+                                   ({"vit": se, "mlp_mixer": bn}, ["Vision Transformer learned from SE-ResNet-18's "
+                                    "answers", "; MLP-Mixer learned from ConvNet + BatchNorm's answers"])):
+            for a, teacher in teachers.items():
+                paths[a].write_text(json.dumps({**json.loads(saved[a]), "teacher": teacher}))
+            st.cache_resource.clear()
+            at = run_page("pages/6_ViT_Attention.py")
+            assert_clean(at)
+            said = [c.value for c in at.caption if "hard distillation, as in DeiT" in c.value]
+            assert len(said) == 1 and all(e in said[0] for e in expected), said
+    finally:
+        for a, p in paths.items():
+            p.write_text(saved[a])
+        st.cache_resource.clear()
+
+
 def test_attention_page_linked_to_the_mixer_points_to_its_token_mixing(app_checkpoints):
     """A link to the page for the MLP-Mixer said the page "cannot show" it ("no checkpoint it can
     use") above the Mixer's own section; Home's Mixer card did not link the page at all."""
