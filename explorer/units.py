@@ -345,10 +345,14 @@ def depth_sentence(u: Units) -> str:
     return "Mean class selectivity " + trend([(r["layer"], r["mean selectivity"]) for r in rows], digits=3) + "."
 
 
+LEVEL = 0.05   # trend(): a spread this small, relative to the largest value, reads as level
+
+
 def trend(points: list[tuple[str, float]], digits: int = 2) -> str:
     """How a quantity moves along ordered layers, judged on the values as shown (rounded to
-    `digits`): "rises with every layer, from ...", a peak or a dip inside, level, or no single
-    direction; it always names the first and last layers and the extremes it speaks of."""
+    `digits`): "rises with every layer, from ...", a peak or a dip inside, level, nearly level (a
+    spread within LEVEL of the largest value), or no single direction; it always names the first
+    and last layers and the extremes it speaks of."""
     vals = [round(v, digits) for _, v in points]
     f = f"{{:.{digits}f}}"
     at = lambda i: f"{f.format(vals[i])} in {points[i][0]}"  # noqa: E731
@@ -358,6 +362,10 @@ def trend(points: list[tuple[str, float]], digits: int = 2) -> str:
         return f"is the same in every layer shown ({f.format(vals[0])})"
     hi = max(range(len(vals)), key=lambda i: (vals[i], -i))   # the first of tied maxima
     lo = min(range(len(vals)), key=lambda i: (vals[i], i))
+    spread = (vals[hi] - vals[lo]) / max(abs(vals[hi]), abs(vals[lo]))
+    if spread <= LEVEL:      # a wiggle of a few percent is no direction (the MLP-Mixer's 0.348 to 0.360)
+        return (f"stays nearly level with depth, every layer within {100 * spread:.0f}% of the highest: "
+                f"from {first} to {last}, lowest {at(lo)}")
     if all(d >= 0 for d in steps):
         word = "rises with every layer" if all(d > 0 for d in steps) else "never falls with depth"
         return f"{word}: from {first} to {last}"

@@ -240,6 +240,20 @@ def test_units_page_shows_deconvnet_projections(monkeypatch):
     ([0.2, 0.2, 0.2], "is the same in every layer shown (0.20)"),
     ([0.2001, 0.1999, 0.2004], "is the same in every layer shown (0.20)"),          # equal as shown
     ([0.4, 0.5, 0.5, 0.3], "rises from 0.40 in L0 to a peak of 0.50 in L1, then falls to 0.30 in L3"),  # tied peak
+    ([0.40, 0.41, 0.40, 0.42], "stays nearly level with depth, every layer within 5% of the highest: from 0.40 in "
+                               "L0 to 0.42 in L3, lowest 0.40 in L0"),
+    ([0.40, 0.43, 0.40, 0.42], "goes up and down with depth and ends higher: 0.40 in L0, lowest 0.40 in L0, highest "
+                               "0.43 in L1, 0.42 in L3"),                                 # 7%: a direction
 ])
 def test_trend_says_what_the_numbers_show(values, want):
     assert units.trend([(f"L{i}", v) for i, v in enumerate(values)]) == want
+
+
+def test_the_mixers_flat_selectivity_reads_as_level_not_up_and_down():
+    """The MLP-Mixer's mean selectivity, 0.350, 0.352, 0.348, 0.360, 0.360 over its layers, read
+    "goes up and down with depth and ends higher" on the Units page: a spread of 3%."""
+    pts = [("block 2 of 8", 0.350), ("block 4 of 8", 0.352), ("block 6 of 8", 0.348), ("block 8 of 8", 0.360),
+           ("pre-logits", 0.360)]
+    assert units.trend(pts, digits=3) == ("stays nearly level with depth, every layer within 3% of the highest: "
+                                          "from 0.350 in block 2 of 8 to 0.360 in pre-logits, lowest 0.348 in "
+                                          "block 6 of 8")
