@@ -370,6 +370,13 @@ def transfer_sentence(t: dict, titles: dict[str, str]) -> str:
                   "CNNs and ViTs than among either)." if abs(m_mixed - m_cc) < CLEAR else
                   ": less, as Mahmood et al. (ICCV 2021) found between CNNs and ViTs." if m_mixed < m_cc else
                   ", not less, unlike Mahmood et al.'s finding (ICCV 2021)."))
+        tt = {(a, b): v for (a, b), v in off.items() if kind[a] and kind[b]}
+        if tt:
+            m_tt = _median(list(tt.values()))
+            pairs = "; ".join(f"made for {titles[a]}, they fool {titles[b]} on {v:.0f}%" for (a, b), v in tt.items())
+            s += (f" Between two token-mixers: {pairs}" + (
+                f", more than across the two kinds ({m_mixed:.0f}%)." if m_tt - m_mixed >= CLEAR else
+                f", no more than across the two kinds ({m_mixed:.0f}%)."))
     return s
 
 

@@ -233,6 +233,20 @@ def test_the_reliance_sentences_name_what_the_numbers_show():
     t["fooling_rate"]["vgg16"]["resnet18"] = 10                          # CNN to CNN now 10 and 60: median 35
     t["fooling_rate"]["resnet18"]["vgg16"] = 14                          # 12 against 12: too close
     assert "too close to tell apart" in rz.transfer_sentence(t, titles)
+    assert "token-mixers:" not in rz.transfer_sentence(t, titles)       # one token-mixer: no such pair
+    # two token-mixers (the zoo's ViT and Mixer): their own pair is said apart from the cross-kind median
+    titles2 = {**titles, "mlp_mixer": "MLP-Mixer"}
+    fr = {a: dict(row) for a, row in t["fooling_rate"].items()}
+    for a in fr:
+        fr[a]["mlp_mixer"] = 6
+    fr["mlp_mixer"] = {"resnet18": 4, "vgg16": 8, "vit": 28, "mlp_mixer": 85}
+    fr["vit"]["mlp_mixer"] = 15
+    ts = rz.transfer_sentence({"steps": 4, "fooling_rate": fr}, titles2)
+    assert ("Between two token-mixers: made for ViT, they fool MLP-Mixer on 15%; made for MLP-Mixer, they fool "
+            "ViT on 28%, more than across the two kinds (7%).") in ts
+    fr["vit"]["mlp_mixer"], fr["mlp_mixer"]["vit"] = 6, 8
+    assert "they fool ViT on 8%, no more than across the two kinds" in rz.transfer_sentence(
+        {"steps": 4, "fooling_rate": fr}, titles2)
 
 
 def test_the_receptive_field_radius_is_measured_around_the_centre_units_own_centre():
