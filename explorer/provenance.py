@@ -109,13 +109,19 @@ def and_list(items: list[str]) -> str:
     return ", ".join(items[:-1]) + " and " + items[-1] if len(items) > 1 else items[0]
 
 
+def by_teacher(taught) -> dict:
+    """(network, teacher) pairs -> {teacher: [its networks]}, in first-seen order. A teacher may be
+    any hashable key, such as (title, weight in the loss)."""
+    by: dict = {}
+    for network, teacher in taught:
+        by.setdefault(teacher, []).append(network)
+    return by
+
+
 def pupils(taught) -> str:
     """(network, teacher) pairs in one phrase, the pupils of one teacher together:
     "Vision Transformer and MLP-Mixer (from ConvNet + BatchNorm)"."""
-    by: dict[str, list[str]] = {}
-    for network, teacher in taught:
-        by.setdefault(teacher, []).append(network)
-    return ", ".join(f"{and_list(networks)} (from {teacher})" for teacher, networks in by.items())
+    return ", ".join(f"{and_list(networks)} (from {teacher})" for teacher, networks in by_teacher(taught).items())
 
 
 def zoo_sentence(cards: dict[str, dict]) -> str:

@@ -375,8 +375,9 @@ def transfer_sentence(t: dict, titles: dict[str, str]) -> str:
             m_tt = _median(list(tt.values()))
             pairs = "; ".join(f"made for {titles[a]}, they fool {titles[b]} on {v:.0f}%" for (a, b), v in tt.items())
             s += (f" Between two token-mixers: {pairs}" + (
-                f", more than across the two kinds ({m_mixed:.0f}%)." if m_tt - m_mixed >= CLEAR else
-                f", no more than across the two kinds ({m_mixed:.0f}%)."))
+                f": too close to tell apart from across the two kinds ({m_mixed:.0f}%)." if abs(m_tt - m_mixed) < CLEAR
+                else f", more than across the two kinds ({m_mixed:.0f}%)." if m_tt > m_mixed else
+                f", less than across the two kinds ({m_mixed:.0f}%)."))
     return s
 
 

@@ -364,7 +364,8 @@ def trend(points: list[tuple[str, float]], digits: int = 2) -> str:
     lo = min(range(len(vals)), key=lambda i: (vals[i], i))
     spread = (vals[hi] - vals[lo]) / max(abs(vals[hi]), abs(vals[lo]))
     if spread <= LEVEL:      # a wiggle of a few percent is no direction (the MLP-Mixer's 0.348 to 0.360)
-        return (f"stays nearly level with depth, every layer within {100 * spread:.0f}% of the highest: "
+        # rounded up, so that "within" stays true (3.3% reads "within 4%")
+        return (f"stays nearly level with depth, every layer within {math.ceil(100 * spread - 1e-9)}% of the highest: "
                 f"from {first} to {last}, lowest {at(lo)}")
     if all(d >= 0 for d in steps):
         word = "rises with every layer" if all(d > 0 for d in steps) else "never falls with depth"

@@ -33,11 +33,11 @@ if not vits and not mixers:
             f"Train one with `python scripts/train.py --arch vit` (or `--arch mlp_mixer`), then "
             f"`python scripts/attention_figures.py`.", icon=":material/info:")
     st.stop()
-pupils: dict[tuple[str, float], list[str]] = {}      # (teacher, its weight in the loss) -> networks
-for a in {**vits, **mixers}:
-    if teacher := provenance.teacher_title(loaded[a][1]):
-        alpha = (loaded[a][1].get("recipe") or {}).get("distill_alpha", 0.5)   # the trainer's default
-        pupils.setdefault((teacher, alpha), []).append(ui.title_of(loaded, a))
+# (network, (teacher, its weight in the loss; the trainer's default 0.5)): the pupils of one teacher named once
+pupils = provenance.by_teacher(
+    (ui.title_of(loaded, a), (provenance.teacher_title(loaded[a][1]),
+                              (loaded[a][1].get("recipe") or {}).get("distill_alpha", 0.5)))
+    for a in {**vits, **mixers} if provenance.teacher_title(loaded[a][1]))
 taught = [f"{provenance.and_list(names)} learned from {teacher}'s answers as well as from the labels ({alpha:.0%} of "
           "each training step's loss)" for (teacher, alpha), names in pupils.items()]
 if taught:
@@ -79,7 +79,7 @@ linked_mixer = ui.deep_link(mixers, quiet=True) if mixers else None
 if linked_mixer:
     st.caption(f":material/link: The link asks for {ui.title_of(loaded, linked_mixer)}, which has no attention to "
                "draw per image: its token mixing is the same for every image, and its section below measures how "
-               "far it reaches, as the Vision Transformer's heads are measured here.")
+               "far it reaches" + (", with the distance measured for the Vision Transformer's heads." if vits else "."))
 if vits:
     arch = ui.pick_one_model(vits, key="att-model", link_said=bool(linked_mixer))
     model, card = vits[arch]

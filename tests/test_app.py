@@ -428,6 +428,7 @@ def test_attention_page_linked_to_the_mixer_points_to_its_token_mixing(app_check
     said = texts(at)
     assert "cannot show" not in said and "no checkpoint" not in said
     assert "The link asks for MLP-Mixer, which has no attention to draw per image" in said
+    assert "with the distance measured for the Vision Transformer's heads." in said      # a ViT is shipped too
     assert at.selectbox(key="att-model").value == "vit"          # the ViT's maps as before
     assert any("token-mixing weights" in c.value for c in at.caption)
     from explorer.zoo import pages_for
